@@ -1,0 +1,157 @@
+package app
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is every setting of a node. Each field is a flag --x-y and an environment variable
+// SHOPDESK_X_Y; the flag wins.
+type Config struct {
+	Addr            string
+	PublicURL       string
+	Data            string
+	MySQLDSN        string
+	RedisAddr       string
+	RedisPassword   string
+	RedisPrefix     string
+	OperatorToken   string
+	BlobDir         string
+	Demo            bool
+	NodeID          string
+	PresenceTimeout time.Duration
+	SessionIdle     time.Duration
+	FlushInterval   time.Duration
+	ShutdownGrace   time.Duration
+	MaxTextBytes    int
+	UploadMax       int64
+	FrameRate       int
+	LogLevel        string
+	LogFormat       string
+}
+
+// setting describes one configuration entry for flags, the environment and the README.
+type setting struct {
+	name, help string
+	ptr        any
+	def        string
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{"addr", "listen address", &c.Addr, ":8080"},
+		{"public-url", "URL clients reach this node at (default http://127.0.0.1<addr>)", &c.PublicURL, ""},
+		{"data", "directory for the embedded store, blobs and the operator token", &c.Data, "./data"},
+		{"mysql-dsn", "MySQL/MariaDB DSN (go-sql-driver syntax); set with redis-addr for production", &c.MySQLDSN, ""},
+		{"redis-addr", "Redis host:port; needs mysql-dsn too", &c.RedisAddr, ""},
+		{"redis-password", "Redis password", &c.RedisPassword, ""},
+		{"redis-prefix", "prefix of every Redis key (lets several clusters share one Redis)", &c.RedisPrefix, "sd:"},
+		{"operator-token", "platform operator token (default: generated into <data>/operator.token)", &c.OperatorToken, ""},
+		{"blob-dir", "directory for uploads (default <data>/blobs; a cluster needs a shared one)", &c.BlobDir, ""},
+		{"demo", "seed a demo shop with a manager and agents (password demo)", &c.Demo, "false"},
+		{"node-id", "this node's id in the cluster (default: random)", &c.NodeID, ""},
+		{"presence-timeout", "an agent without a heartbeat for this long goes offline", &c.PresenceTimeout, "30s"},
+		{"session-idle", "a session with no message for this long is closed", &c.SessionIdle, "30m"},
+		{"flush-interval", "how often the hot tier is flushed to the warm store", &c.FlushInterval, "200ms"},
+		{"shutdown-grace", "how long SIGTERM waits for requests and the last flush", &c.ShutdownGrace, "10s"},
+		{"max-text-bytes", "largest text message", &c.MaxTextBytes, "4096"},
+		{"upload-max", "largest upload in bytes", &c.UploadMax, "10485760"},
+		{"frame-rate", "frames per second allowed per connection (bursts of twice that)", &c.FrameRate, "200"},
+		{"log-level", "debug, info, warn or error", &c.LogLevel, "info"},
+		{"log-format", "text or json", &c.LogFormat, "text"},
+	}
+}
+
+// EnvName returns the environment variable of a flag: addr → SHOPDESK_ADDR.
+func EnvName(flagName string) string {
+	return "SHOPDESK_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// ParseConfig reads flags from args over the environment over the defaults.
+func ParseConfig(name string, args []string, getenv func(string) string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	for _, s := range c.settings() {
+		def := s.def
+		if v := getenv(EnvName(s.name)); v != "" {
+			def = v
+		}
+		var err error
+		switch p := s.ptr.(type) {
+		case *string:
+			fs.StringVar(p, s.name, def, s.help)
+		case *bool:
+			fs.BoolVar(p, s.name, def == "true" || def == "1", s.help)
+		case *int:
+			var v int
+			_, err = fmt.Sscan(def, &v)
+			fs.IntVar(p, s.name, v, s.help)
+		case *int64:
+			var v int64
+			_, err = fmt.Sscan(def, &v)
+			fs.Int64Var(p, s.name, v, s.help)
+		case *time.Duration:
+			var v time.Duration
+			v, err = time.ParseDuration(def)
+			fs.DurationVar(p, s.name, v, s.help)
+		}
+		if err != nil {
+			return c, fmt.Errorf("%s=%q: %w", EnvName(s.name), def, err)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	return c, c.check()
+}
+
+// Mode is which backends a configuration selects.
+type Mode string
+
+// Modes.
+const (
+	ModeEmbedded   Mode = "embedded"
+	ModeMySQL      Mode = "mysql"
+	ModeProduction Mode = "production"
+)
+
+// Mode returns the backend mode: embedded with neither server, production with both.
+func (c Config) Mode() Mode {
+	switch {
+	case c.MySQLDSN != "" && c.RedisAddr != "":
+		return ModeProduction
+	case c.MySQLDSN != "":
+		return ModeMySQL
+	}
+	return ModeEmbedded
+}
+
+func (c Config) check() error {
+	if c.RedisAddr != "" && c.MySQLDSN == "" {
+		return fmt.Errorf("SHOPDESK_REDIS_ADDR is set but SHOPDESK_MYSQL_DSN is not: Redis holds only the hot tier, so production mode needs MySQL as the warm store too (unset SHOPDESK_REDIS_ADDR for embedded mode)")
+	}
+	if c.PresenceTimeout < time.Second || c.FlushInterval <= 0 || c.SessionIdle < time.Second {
+		return fmt.Errorf("presence-timeout and session-idle must be at least 1s, flush-interval positive")
+	}
+	if c.MaxTextBytes <= 0 || c.UploadMax <= 0 || c.FrameRate <= 0 {
+		return fmt.Errorf("max-text-bytes, upload-max and frame-rate must be positive")
+	}
+	return nil
+}
+
+// ConfigReference returns the configuration table of the README: flag, variable, default, meaning.
+func ConfigReference() string {
+	var c Config
+	var b strings.Builder
+	b.WriteString("| flag | environment | default | meaning |\n| --- | --- | --- | --- |\n")
+	for _, s := range c.settings() {
+		fmt.Fprintf(&b, "| `--%s` | `%s` | `%s` | %s |\n", s.name, EnvName(s.name), s.def, s.help)
+	}
+	return b.String()
+}
+
+// Getenv is os.Getenv, named so that only app reads the environment.
+var Getenv = os.Getenv

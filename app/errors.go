@@ -1,0 +1,86 @@
+package app
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Error codes of the edge, beyond the domain's.
+const (
+	codeInvalid     = "EINVALID"
+	codeNotFound    = "ENOTFOUND"
+	codeConflict    = "ECONFLICT"
+	codeForbidden   = "EFORBIDDEN"
+	codeUnauth      = "EUNAUTHORIZED"
+	codeUnavailable = "EUNAVAILABLE"
+	codeTooLarge    = "ETOOLARGE"
+	codeRate        = "ERATE"
+	codeInternal    = "EINTERNAL"
+	codeBadFrame    = "EBADFRAME"
+	codeUnknownType = "EUNKNOWNTYPE"
+	codeOrigin      = "EORIGIN"
+)
+
+// edgeError is an error raised by the edge itself (bad JSON, missing auth, …).
+type edgeError struct {
+	code, msg string
+}
+
+func (e *edgeError) Error() string     { return e.msg }
+func (e *edgeError) ErrorCode() string { return e.code }
+
+func errorf(code, msg string) error { return &edgeError{code: code, msg: msg} }
+
+// errorCode returns the code of any error: the domain's, the edge's, or EINTERNAL.
+func errorCode(err error) string {
+	var c interface{ ErrorCode() string }
+	if errors.As(err, &c) {
+		return c.ErrorCode()
+	}
+	return codeInternal
+}
+
+// errorMessage returns what the caller may see: the domain message, never an internal detail.
+func errorMessage(err error) string {
+	if errorCode(err) == codeInternal {
+		return "internal error"
+	}
+	var m interface{ ErrorCode() string }
+	if errors.As(err, &m) {
+		if e, ok := m.(error); ok {
+			return e.Error()
+		}
+	}
+	return err.Error()
+}
+
+// httpStatus maps an error code to the HTTP status of the REST API. This is the one place that does.
+func httpStatus(code string) int {
+	switch code {
+	case codeInvalid, codeBadFrame, codeUnknownType:
+		return http.StatusBadRequest
+	case codeNotFound:
+		return http.StatusNotFound
+	case codeConflict:
+		return http.StatusConflict
+	case codeForbidden, codeOrigin:
+		return http.StatusForbidden
+	case codeUnauth:
+		return http.StatusUnauthorized
+	case codeUnavailable:
+		return http.StatusServiceUnavailable
+	case codeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case codeRate:
+		return http.StatusTooManyRequests
+	}
+	return http.StatusInternalServerError
+}
+
+// fail writes err as {"error":{"code","message"}} with its status and stops the handler chain.
+func fail(c *gin.Context, err error) {
+	code := errorCode(err)
+	c.AbortWithStatusJSON(httpStatus(code), gin.H{"error": gin.H{"code": code, "message": errorMessage(err)}})
+}

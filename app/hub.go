@@ -1,0 +1,167 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+
+	"github.com/shopdesk/shopdesk/session"
+)
+
+// busMessage carries one event to the devices of some parties, through every node. Large audiences
+// (a fan group later) are split into messages of at most busBatch recipients each, and every node
+// pushes to its local devices only: no node needs a global map of who is online where.
+type busMessage struct {
+	Node string          `json:"n"`
+	To   []string        `json:"to"`
+	Data json.RawMessage `json:"ev"`
+}
+
+const busBatch = 100
+
+// Bus carries events between nodes. The embedded mode has none (one node); production uses Redis.
+type Bus interface {
+	Publish(ctx context.Context, m busMessage) error
+	// Run delivers every message published by any node to deliver, until ctx ends.
+	Run(ctx context.Context, deliver func(busMessage)) error
+}
+
+// Hub is a node's map of its local connections by party, and the session.Pusher of the node.
+type Hub struct {
+	node    string
+	bus     Bus
+	log     *slog.Logger
+	metrics *metrics
+
+	mu    sync.RWMutex
+	conns map[string]map[*wsConn]struct{}
+	total int
+}
+
+func newHub(node string, bus Bus, log *slog.Logger, m *metrics) *Hub {
+	return &Hub{node: node, bus: bus, log: log, metrics: m, conns: map[string]map[*wsConn]struct{}{}}
+}
+
+func (h *Hub) add(c *wsConn) {
+	h.mu.Lock()
+	set := h.conns[c.key]
+	if set == nil {
+		set = map[*wsConn]struct{}{}
+		h.conns[c.key] = set
+	}
+	set[c] = struct{}{}
+	h.total++
+	h.mu.Unlock()
+	h.metrics.connections.Inc()
+}
+
+func (h *Hub) remove(c *wsConn) {
+	h.mu.Lock()
+	if set := h.conns[c.key]; set != nil {
+		if _, ok := set[c]; ok {
+			delete(set, c)
+			h.total--
+			h.metrics.connections.Dec()
+		}
+		if len(set) == 0 {
+			delete(h.conns, c.key)
+		}
+	}
+	h.mu.Unlock()
+}
+
+// Count returns the number of local connections.
+func (h *Hub) Count() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.total
+}
+
+// connected reports whether party key has a device on this node.
+func (h *Hub) connected(key string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.conns[key]) > 0
+}
+
+// Push delivers ev to the local devices of to and publishes it for the other nodes.
+func (h *Hub) Push(ctx context.Context, to []session.Party, ev session.Event) {
+	if len(to) == 0 {
+		return
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		h.log.Error("encode event", "err", err)
+		return
+	}
+	keys := make([]string, len(to))
+	for i, p := range to {
+		keys[i] = p.Key()
+	}
+	h.deliverLocal(keys, data)
+	if h.bus == nil {
+		return
+	}
+	for start := 0; start < len(keys); start += busBatch {
+		end := min(start+busBatch, len(keys))
+		if err := h.bus.Publish(ctx, busMessage{Node: h.node, To: keys[start:end], Data: data}); err != nil {
+			h.metrics.busErrors.Inc()
+			h.log.Warn("publish event", "err", err)
+		}
+	}
+}
+
+func (h *Hub) deliverLocal(keys []string, data []byte) {
+	h.mu.RLock()
+	var targets []*wsConn
+	for _, k := range keys {
+		for c := range h.conns[k] {
+			targets = append(targets, c)
+		}
+	}
+	h.mu.RUnlock()
+	for _, c := range targets {
+		c.send(data)
+	}
+	h.metrics.pushes.Add(float64(len(targets)))
+}
+
+// fromBus delivers another node's event to local devices.
+func (h *Hub) fromBus(m busMessage) {
+	if m.Node == h.node {
+		return
+	}
+	h.deliverLocal(m.To, m.Data)
+}
+
+// closeAll tells every local device to reconnect elsewhere and closes its connection.
+func (h *Hub) closeAll(reason string) {
+	frame, _ := json.Marshal(map[string]string{"type": "reconnect", "reason": reason})
+	h.mu.RLock()
+	var all []*wsConn
+	for _, set := range h.conns {
+		for c := range set {
+			all = append(all, c)
+		}
+	}
+	h.mu.RUnlock()
+	for _, c := range all {
+		c.closeWith(frame)
+	}
+}
+
+// closeAllAbruptly drops every local connection without a goodbye, as a crashed node would.
+func (h *Hub) closeAllAbruptly() {
+	h.mu.RLock()
+	var all []*wsConn
+	for _, set := range h.conns {
+		for c := range set {
+			all = append(all, c)
+		}
+	}
+	h.mu.RUnlock()
+	for _, c := range all {
+		c.close()
+	}
+}

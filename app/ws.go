@@ -1,0 +1,344 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
+
+	"github.com/shopdesk/shopdesk/agent"
+	"github.com/shopdesk/shopdesk/session"
+)
+
+const (
+	// maxFrameBytes bounds what a client frame may be; larger frames get ETOOLARGE and the connection
+	// stays usable. Only frames beyond hardFrameBytes close it: reading them would be the attack.
+	maxFrameBytes  = 64 << 10
+	hardFrameBytes = 1 << 20
+	// maxQueuedFrames is how far a device may fall behind before its connection is closed; it then
+	// reconnects and syncs by seq, losing nothing.
+	maxQueuedFrames = 4096
+	heartbeatEvery  = 10 * time.Second
+	writeTimeout    = 10 * time.Second
+	frameTimeout    = 10 * time.Second
+)
+
+var writeBufferPool sync.Pool
+
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:  1024,
+	WriteBufferSize: 1024,
+	WriteBufferPool: &writeBufferPool,
+	// Origins are checked before upgrading, against the shop's allowed origins.
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+// clientFrame is any frame a device sends; which fields matter depends on Type (docs/protocol.md).
+type clientFrame struct {
+	Type           string        `json:"type"`
+	Ref            string        `json:"ref,omitempty"`
+	ClientMsgID    string        `json:"client_msg_id,omitempty"`
+	ConversationID int64         `json:"conversation_id,omitempty"`
+	Body           *session.Body `json:"body,omitempty"`
+	After          int64         `json:"after,omitempty"`
+	Before         int64         `json:"before,omitempty"`
+	Limit          int           `json:"limit,omitempty"`
+	Seq            int64         `json:"seq,omitempty"`
+	Status         string        `json:"status,omitempty"`
+}
+
+// wsConn is one device's connection. Only its read loop owns a goroutine; writes run on a goroutine
+// started when frames are queued and ending when the queue drains, so an idle connection costs one
+// goroutine and small buffers.
+type wsConn struct {
+	ws  *websocket.Conn
+	app *App
+	id  *identity
+	key string
+
+	mu      sync.Mutex
+	out     [][]byte
+	writing bool
+	closing bool // a last frame is queued; nothing more is accepted
+	closed  bool
+
+	tokens float64
+	last   time.Time
+}
+
+// serveWS authenticates, checks the origin, upgrades and runs the read loop on the request's goroutine.
+func (a *App) serveWS(c *gin.Context) {
+	if a.draining.Load() {
+		fail(c, errorf(codeUnavailable, "node is shutting down; call /api/gateway for another"))
+		return
+	}
+	id, err := a.auth.identify(c.Request)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	origin := c.GetHeader("Origin")
+	if id.buyer != nil && !originAllowed(id.shop, origin, c.Request.Host) {
+		fail(c, errorf(codeOrigin, "origin not allowed for this shop"))
+		return
+	}
+	if id.staff != nil && origin != "" && !sameOrigin(c.Request) {
+		fail(c, errorf(codeOrigin, "staff connect from this server's pages only"))
+		return
+	}
+	ws, err := upgrader.Upgrade(c.Writer, c.Request, nil)
+	if err != nil {
+		return // the upgrader has written the HTTP error
+	}
+	conn := &wsConn{ws: ws, app: a, id: id, key: id.caller.Key(), tokens: float64(2 * a.cfg.FrameRate), last: time.Now()}
+	a.hub.add(conn)
+	defer a.hub.remove(conn)
+	defer conn.close()
+	if id.staff != nil {
+		a.beat(c.Request.Context(), id)
+	}
+	conn.reply(map[string]any{"type": "hello", "node": a.nodeID, "party": id.caller.Party, "shop_id": id.shop.ID,
+		"heartbeat_seconds": int(heartbeatEvery / time.Second), "server_time": time.Now().UTC()})
+	conn.readLoop()
+}
+
+func (a *App) beat(ctx context.Context, id *identity) {
+	if err := a.presence.Beat(ctx, id.shop.ID, id.staff.ID, time.Now()); err != nil {
+		a.log.Warn("presence beat", "staff", id.staff.ID, "err", err)
+	}
+}
+
+func (c *wsConn) readLoop() {
+	c.ws.SetReadLimit(hardFrameBytes)
+	deadline := c.app.cfg.PresenceTimeout + 2*heartbeatEvery
+	for {
+		_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
+		kind, data, err := c.ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		if kind != websocket.TextMessage {
+			c.fail("", errorf(codeBadFrame, "frames are JSON text"))
+			continue
+		}
+		if !c.allow() {
+			c.fail("", errorf(codeRate, "too many frames; slow down"))
+			continue
+		}
+		if len(data) > maxFrameBytes {
+			c.fail("", errorf(codeTooLarge, "frame larger than 64 KiB"))
+			continue
+		}
+		c.handle(data)
+	}
+}
+
+// allow is the per-connection token bucket: FrameRate per second, bursts of twice that.
+func (c *wsConn) allow() bool {
+	now := time.Now()
+	rate := float64(c.app.cfg.FrameRate)
+	c.tokens += now.Sub(c.last).Seconds() * rate
+	if c.tokens > 2*rate {
+		c.tokens = 2 * rate
+	}
+	c.last = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+func (c *wsConn) handle(data []byte) {
+	var f clientFrame
+	if err := json.Unmarshal(data, &f); err != nil {
+		c.fail("", errorf(codeBadFrame, "malformed JSON frame: "+err.Error()))
+		return
+	}
+	a := c.app
+	a.metrics.frames.WithLabelValues(frameLabel(f.Type)).Inc()
+	ctx, cancel := context.WithTimeout(context.Background(), frameTimeout)
+	defer cancel()
+	caller := c.id.caller
+	switch f.Type {
+	case "ping":
+		if c.id.staff != nil {
+			a.beat(ctx, c.id)
+		}
+		c.reply(map[string]any{"type": "pong", "ref": f.Ref, "server_time": time.Now().UTC()})
+	case "send":
+		if f.ConversationID == 0 || f.Body == nil {
+			c.fail(f.Ref, errorf(codeInvalid, "send needs conversation_id, client_msg_id and body"))
+			return
+		}
+		m, dup, err := a.sessions.Send(ctx, caller, f.ConversationID, f.ClientMsgID, *f.Body)
+		if err != nil {
+			c.fail(f.Ref, err)
+			return
+		}
+		if !dup {
+			a.metrics.sent.Inc()
+		}
+		c.reply(map[string]any{"type": "ack", "ref": f.Ref, "client_msg_id": m.ClientMsgID, "conversation_id": m.ConversationID,
+			"seq": m.Seq, "server_time": m.CreatedAt, "dup": dup})
+	case "sync":
+		if f.ConversationID == 0 {
+			c.fail(f.Ref, errorf(codeInvalid, "sync needs conversation_id"))
+			return
+		}
+		limit := f.Limit
+		if limit <= 0 || limit > a.sessions.Config.MaxPage {
+			limit = a.sessions.Config.MaxPage
+		}
+		msgs, err := a.sessions.History(ctx, caller, f.ConversationID, f.After, f.Before, limit)
+		if err != nil {
+			c.fail(f.Ref, err)
+			return
+		}
+		if msgs == nil {
+			msgs = []session.Message{}
+		}
+		c.reply(map[string]any{"type": "messages", "ref": f.Ref, "conversation_id": f.ConversationID, "messages": msgs, "more": len(msgs) == limit})
+	case "read":
+		uc, err := a.sessions.MarkRead(ctx, caller, f.ConversationID, f.Seq)
+		if err != nil {
+			c.fail(f.Ref, err)
+			return
+		}
+		c.reply(map[string]any{"type": "ok", "ref": f.Ref, "unread": uc})
+	case "typing":
+		if err := a.sessions.Typing(ctx, caller, f.ConversationID); err != nil {
+			c.fail(f.Ref, err)
+			return
+		}
+		if f.Ref != "" {
+			c.reply(map[string]any{"type": "ok", "ref": f.Ref})
+		}
+	case "status":
+		if c.id.staff == nil {
+			c.fail(f.Ref, errorf(codeForbidden, "only staff have a status"))
+			return
+		}
+		st, err := a.setStatus(ctx, c.id, agent.Status(f.Status))
+		if err != nil {
+			c.fail(f.Ref, err)
+			return
+		}
+		c.reply(map[string]any{"type": "ok", "ref": f.Ref, "status": st})
+	case "":
+		c.fail(f.Ref, errorf(codeInvalid, "frame type is required"))
+	default:
+		c.fail(f.Ref, errorf(codeUnknownType, "unknown frame type "+f.Type))
+	}
+}
+
+var knownFrames = map[string]bool{"ping": true, "send": true, "sync": true, "read": true, "typing": true, "status": true}
+
+func frameLabel(t string) string {
+	if knownFrames[t] {
+		return t
+	}
+	return "other"
+}
+
+func (c *wsConn) reply(v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		c.app.log.Error("encode frame", "err", err)
+		return
+	}
+	c.send(data)
+}
+
+// fail sends an error frame; the connection stays open.
+func (c *wsConn) fail(ref string, err error) {
+	code := errorCode(err)
+	if code == codeInternal {
+		c.app.log.Error("frame failed", "err", err)
+	}
+	c.app.metrics.frameErrors.WithLabelValues(code).Inc()
+	c.reply(map[string]any{"type": "error", "ref": ref, "code": code, "message": errorMessage(err)})
+}
+
+// send queues a frame for the device and starts a writer if none runs.
+func (c *wsConn) send(data []byte) {
+	c.mu.Lock()
+	if c.closed || c.closing {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.out) >= maxQueuedFrames {
+		c.mu.Unlock()
+		c.app.log.Warn("slow device: closing its connection", "party", c.key)
+		c.close()
+		return
+	}
+	c.out = append(c.out, data)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+func (c *wsConn) writeLoop() {
+	for {
+		c.mu.Lock()
+		batch := c.out
+		c.out = nil
+		if len(batch) == 0 || c.closed {
+			c.writing = false
+			closing := c.closing
+			c.mu.Unlock()
+			if closing {
+				c.close()
+			}
+			return
+		}
+		c.mu.Unlock()
+		_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+		for _, b := range batch {
+			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+				c.close()
+				c.mu.Lock()
+				c.writing = false
+				c.mu.Unlock()
+				return
+			}
+		}
+	}
+}
+
+// closeWith abandons queued frames, writes frame as the last one and closes the connection.
+func (c *wsConn) closeWith(frame []byte) {
+	c.mu.Lock()
+	if c.closed || c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.out = [][]byte{frame}
+	c.closing = true
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+func (c *wsConn) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.out = nil
+	c.mu.Unlock()
+	_ = c.ws.Close()
+}
