@@ -57,18 +57,23 @@ func TestConversationFlow(t *testing.T) {
 		if notice.Body.Event != "assigned" || notice.Seq != 2 {
 			t.Fatalf("assignment notice: %+v", notice)
 		}
-		a.expect("unread", func(f frame) bool { return f.ConversationID == conv })
+		if f := a.expect("message", func(f frame) bool { return f.Seq == 2 }); f.Unread == nil || f.Unread.Count != 2 {
+			t.Fatalf("agent's copy of the notice must carry its unread count: %+v", f.Unread)
+		}
 
 		reply := a.sendText(conv, "a1", "yes, 3 left")
 		if reply.Type != "ack" || reply.Seq != 3 {
 			t.Fatalf("agent ack: %+v", reply)
 		}
-		if m := b.expect("message", func(f frame) bool { return f.Seq == 3 }).msg(t); m.Body.Text != "yes, 3 left" || m.SenderKind != session.PartyStaff {
+		got := b.expect("message", func(f frame) bool { return f.Seq == 3 })
+		if m := got.msg(t); m.Body.Text != "yes, 3 left" || m.SenderKind != session.PartyStaff {
 			t.Fatalf("buyer got %+v", m)
 		}
-		if u := b.expect("unread", func(f frame) bool { return f.Unread.Count == 1 }); u.Unread.Total != 1 {
-			t.Fatalf("buyer unread: %+v", u.Unread)
+		if got.Unread == nil || got.Unread.Count != 2 || got.Unread.Total != 2 { // the assignment notice and the reply
+			t.Fatalf("buyer unread: %+v", got.Unread)
 		}
+		// The sending device has its ack; only the sender's other devices get the message.
+		a.none("message", func(f frame) bool { return f.Seq == 3 }, 200*time.Millisecond)
 
 		// Read receipts clear the reader's counter and reach the other side.
 		if f := b.request(map[string]any{"type": "read", "conversation_id": conv, "seq": 3}); f.Type != "ok" || f.Unread.Count != 0 || f.Unread.Total != 0 {

@@ -191,23 +191,23 @@ func (f shopFixture) buyer(t *testing.T, sub string) authz {
 
 // frame is any server frame; which fields are set depends on Type.
 type frame struct {
-	Type           string               `json:"type"`
-	Ref            string               `json:"ref"`
-	Code           string               `json:"code"`
-	Message        json.RawMessage      `json:"message"`
-	ConversationID int64                `json:"conversation_id"`
-	Seq            int64                `json:"seq"`
-	ClientMsgID    string               `json:"client_msg_id"`
-	Dup            bool                 `json:"dup"`
-	Messages       []session.Message    `json:"messages"`
-	Unread         *session.UnreadCount `json:"unread"`
-	Session        *session.Session     `json:"session"`
-	From           *session.Party       `json:"from"`
-	Note           string               `json:"note"`
-	Status         string               `json:"status"`
-	More           bool                 `json:"more"`
-	Party          *session.Party       `json:"party"`
-	Extra          map[string]any       `json:"-"`
+	Type           string                          `json:"type"`
+	Ref            string                          `json:"ref"`
+	Code           string                          `json:"-"`
+	Error          *struct{ Code, Message string } `json:"error"`
+	Message        json.RawMessage                 `json:"message"`
+	ConversationID int64                           `json:"conversation_id"`
+	Seq            int64                           `json:"seq"`
+	ClientMsgID    string                          `json:"client_msg_id"`
+	Dup            bool                            `json:"dup"`
+	Messages       []session.Message               `json:"messages"`
+	Unread         *session.UnreadCount            `json:"unread"`
+	Session        *session.Session                `json:"session"`
+	From           *session.Party                  `json:"from"`
+	Note           string                          `json:"note"`
+	Status         string                          `json:"status"`
+	More           bool                            `json:"more"`
+	Party          *session.Party                  `json:"party"`
 }
 
 // msg decodes the pushed message of a "message" frame.
@@ -221,9 +221,10 @@ func (f frame) msg(t *testing.T) session.Message {
 
 // errText returns the message of an "error" frame.
 func (f frame) errText() string {
-	var s string
-	_ = json.Unmarshal(f.Message, &s)
-	return s
+	if f.Error == nil {
+		return ""
+	}
+	return f.Error.Message
 }
 
 // wsClient is a device: a WebSocket connection with a backlog of frames not yet expected.
@@ -271,6 +272,9 @@ func dialRaw(base string, a authz) (*wsClient, *http.Response, error) {
 			}
 			var f frame
 			if json.Unmarshal(data, &f) == nil {
+				if f.Error != nil {
+					f.Code = f.Error.Code
+				}
 				c.frames <- f
 			}
 		}

@@ -99,7 +99,7 @@ func (h *Hub) Push(ctx context.Context, to []session.Party, ev session.Event) {
 	for i, p := range to {
 		keys[i] = p.Key()
 	}
-	h.deliverLocal(keys, data)
+	h.deliverLocal(keys, data, originOf(ctx))
 	if h.bus == nil {
 		return
 	}
@@ -112,12 +112,16 @@ func (h *Hub) Push(ctx context.Context, to []session.Party, ev session.Event) {
 	}
 }
 
-func (h *Hub) deliverLocal(keys []string, data []byte) {
+// deliverLocal queues data to every local device of keys except skip, the device whose frame caused
+// the event: it has its answer (an ack) already.
+func (h *Hub) deliverLocal(keys []string, data []byte, skip *wsConn) {
 	h.mu.RLock()
 	var targets []*wsConn
 	for _, k := range keys {
 		for c := range h.conns[k] {
-			targets = append(targets, c)
+			if c != skip {
+				targets = append(targets, c)
+			}
 		}
 	}
 	h.mu.RUnlock()
@@ -132,12 +136,12 @@ func (h *Hub) fromBus(m busMessage) {
 	if m.Node == h.node {
 		return
 	}
-	h.deliverLocal(m.To, m.Data)
+	h.deliverLocal(m.To, m.Data, nil)
 }
 
 // closeAll tells every local device to reconnect elsewhere and closes its connection.
 func (h *Hub) closeAll(reason string) {
-	frame, _ := json.Marshal(map[string]string{"type": "reconnect", "reason": reason})
+	frame, _ := json.Marshal(outFrame{Type: "reconnect", Reason: reason})
 	h.mu.RLock()
 	var all []*wsConn
 	for _, set := range h.conns {
@@ -164,4 +168,16 @@ func (h *Hub) closeAllAbruptly() {
 	for _, c := range all {
 		c.close()
 	}
+}
+
+type originKey struct{}
+
+// withOrigin marks ctx as caused by a frame of conn, so that pushes skip that device.
+func withOrigin(ctx context.Context, conn *wsConn) context.Context {
+	return context.WithValue(ctx, originKey{}, conn)
+}
+
+func originOf(ctx context.Context) *wsConn {
+	c, _ := ctx.Value(originKey{}).(*wsConn)
+	return c
 }

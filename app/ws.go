@@ -51,6 +51,36 @@ type clientFrame struct {
 	Status         string        `json:"status,omitempty"`
 }
 
+// outFrame is every frame the server sends in answer to a client frame (events are session.Event).
+// "type" comes first so that clients may dispatch on a prefix; absent fields are omitted.
+type outFrame struct {
+	Type             string               `json:"type"`
+	Ref              string               `json:"ref,omitempty"`
+	ClientMsgID      string               `json:"client_msg_id,omitempty"`
+	ConversationID   int64                `json:"conversation_id,omitempty"`
+	Seq              int64                `json:"seq,omitempty"`
+	ServerTime       *time.Time           `json:"server_time,omitempty"`
+	Dup              bool                 `json:"dup,omitempty"`
+	Messages         []session.Message    `json:"messages,omitempty"`
+	More             *bool                `json:"more,omitempty"`
+	Unread           *session.UnreadCount `json:"unread,omitempty"`
+	Status           agent.Status         `json:"status,omitempty"`
+	Error            *frameError          `json:"error,omitempty"`
+	Node             string               `json:"node,omitempty"`
+	Party            *session.Party       `json:"party,omitempty"`
+	ShopID           int64                `json:"shop_id,omitempty"`
+	HeartbeatSeconds int                  `json:"heartbeat_seconds,omitempty"`
+	FrameRate        int                  `json:"frame_rate,omitempty"`
+	MaxFrameBytes    int                  `json:"max_frame_bytes,omitempty"`
+	Reason           string               `json:"reason,omitempty"`
+}
+
+// frameError is the error of an "error" frame, shaped like the REST API's.
+type frameError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
 // wsConn is one device's connection. Only its read loop owns a goroutine; writes run on a goroutine
 // started when frames are queued and ending when the queue drains, so an idle connection costs one
 // goroutine and small buffers.
@@ -96,14 +126,20 @@ func (a *App) serveWS(c *gin.Context) {
 	}
 	conn := &wsConn{ws: ws, app: a, id: id, key: id.caller.Key(), tokens: float64(2 * a.cfg.FrameRate), last: time.Now()}
 	a.hub.add(conn)
-	defer a.hub.remove(conn)
-	defer conn.close()
 	if id.staff != nil {
 		a.beat(c.Request.Context(), id)
 	}
-	conn.reply(map[string]any{"type": "hello", "node": a.nodeID, "party": id.caller.Party, "shop_id": id.shop.ID,
-		"heartbeat_seconds": int(heartbeatEvery / time.Second), "server_time": time.Now().UTC()})
-	conn.readLoop()
+	now := time.Now().UTC()
+	party := id.caller.Party
+	conn.reply(outFrame{Type: "hello", Node: a.nodeID, Party: &party, ShopID: id.shop.ID, ServerTime: &now,
+		HeartbeatSeconds: int(heartbeatEvery / time.Second), FrameRate: a.cfg.FrameRate, MaxFrameBytes: maxFrameBytes})
+	// The read loop gets a goroutine of its own, so that the request's goroutine, whose stack grew while
+	// authenticating, ends: an idle connection then costs a small stack.
+	go func() {
+		defer a.hub.remove(conn)
+		defer conn.close()
+		conn.readLoop()
+	}()
 }
 
 func (a *App) beat(ctx context.Context, id *identity) {
@@ -123,10 +159,6 @@ func (c *wsConn) readLoop() {
 		}
 		if kind != websocket.TextMessage {
 			c.fail("", errorf(codeBadFrame, "frames are JSON text"))
-			continue
-		}
-		if !c.allow() {
-			c.fail("", errorf(codeRate, "too many frames; slow down"))
 			continue
 		}
 		if len(data) > maxFrameBytes {
@@ -159,6 +191,10 @@ func (c *wsConn) handle(data []byte) {
 		c.fail("", errorf(codeBadFrame, "malformed JSON frame: "+err.Error()))
 		return
 	}
+	if !c.allow() {
+		c.fail(f.Ref, errorf(codeRate, "too many frames; slow down"))
+		return
+	}
 	a := c.app
 	a.metrics.frames.WithLabelValues(frameLabel(f.Type)).Inc()
 	ctx, cancel := context.WithTimeout(context.Background(), frameTimeout)
@@ -169,13 +205,14 @@ func (c *wsConn) handle(data []byte) {
 		if c.id.staff != nil {
 			a.beat(ctx, c.id)
 		}
-		c.reply(map[string]any{"type": "pong", "ref": f.Ref, "server_time": time.Now().UTC()})
+		now := time.Now().UTC()
+		c.reply(outFrame{Type: "pong", Ref: f.Ref, ServerTime: &now})
 	case "send":
 		if f.ConversationID == 0 || f.Body == nil {
 			c.fail(f.Ref, errorf(codeInvalid, "send needs conversation_id, client_msg_id and body"))
 			return
 		}
-		m, dup, err := a.sessions.Send(ctx, caller, f.ConversationID, f.ClientMsgID, *f.Body)
+		m, dup, err := a.sessions.Send(withOrigin(ctx, c), caller, f.ConversationID, f.ClientMsgID, *f.Body)
 		if err != nil {
 			c.fail(f.Ref, err)
 			return
@@ -183,8 +220,8 @@ func (c *wsConn) handle(data []byte) {
 		if !dup {
 			a.metrics.sent.Inc()
 		}
-		c.reply(map[string]any{"type": "ack", "ref": f.Ref, "client_msg_id": m.ClientMsgID, "conversation_id": m.ConversationID,
-			"seq": m.Seq, "server_time": m.CreatedAt, "dup": dup})
+		c.reply(outFrame{Type: "ack", Ref: f.Ref, ClientMsgID: m.ClientMsgID, ConversationID: m.ConversationID,
+			Seq: m.Seq, ServerTime: &m.CreatedAt, Dup: dup})
 	case "sync":
 		if f.ConversationID == 0 {
 			c.fail(f.Ref, errorf(codeInvalid, "sync needs conversation_id"))
@@ -202,21 +239,22 @@ func (c *wsConn) handle(data []byte) {
 		if msgs == nil {
 			msgs = []session.Message{}
 		}
-		c.reply(map[string]any{"type": "messages", "ref": f.Ref, "conversation_id": f.ConversationID, "messages": msgs, "more": len(msgs) == limit})
+		more := len(msgs) == limit
+		c.reply(outFrame{Type: "messages", Ref: f.Ref, ConversationID: f.ConversationID, Messages: msgs, More: &more})
 	case "read":
 		uc, err := a.sessions.MarkRead(ctx, caller, f.ConversationID, f.Seq)
 		if err != nil {
 			c.fail(f.Ref, err)
 			return
 		}
-		c.reply(map[string]any{"type": "ok", "ref": f.Ref, "unread": uc})
+		c.reply(outFrame{Type: "ok", Ref: f.Ref, Unread: &uc})
 	case "typing":
 		if err := a.sessions.Typing(ctx, caller, f.ConversationID); err != nil {
 			c.fail(f.Ref, err)
 			return
 		}
 		if f.Ref != "" {
-			c.reply(map[string]any{"type": "ok", "ref": f.Ref})
+			c.reply(outFrame{Type: "ok", Ref: f.Ref})
 		}
 	case "status":
 		if c.id.staff == nil {
@@ -228,7 +266,7 @@ func (c *wsConn) handle(data []byte) {
 			c.fail(f.Ref, err)
 			return
 		}
-		c.reply(map[string]any{"type": "ok", "ref": f.Ref, "status": st})
+		c.reply(outFrame{Type: "ok", Ref: f.Ref, Status: st})
 	case "":
 		c.fail(f.Ref, errorf(codeInvalid, "frame type is required"))
 	default:
@@ -245,7 +283,7 @@ func frameLabel(t string) string {
 	return "other"
 }
 
-func (c *wsConn) reply(v any) {
+func (c *wsConn) reply(v outFrame) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		c.app.log.Error("encode frame", "err", err)
@@ -261,7 +299,7 @@ func (c *wsConn) fail(ref string, err error) {
 		c.app.log.Error("frame failed", "err", err)
 	}
 	c.app.metrics.frameErrors.WithLabelValues(code).Inc()
-	c.reply(map[string]any{"type": "error", "ref": ref, "code": code, "message": errorMessage(err)})
+	c.reply(outFrame{Type: "error", Ref: ref, Error: &frameError{Code: code, Message: errorMessage(err)}})
 }
 
 // send queues a frame for the device and starts a writer if none runs.

@@ -51,6 +51,9 @@ type Service struct {
 	mu    sync.Mutex
 	convs map[int64]*Conversation
 	live  map[int64]liveEntry
+	// order serialises, per conversation (striped), storing a message and queueing its pushes, so that
+	// every device connected to this node receives a conversation's messages in seq order.
+	order [256]sync.Mutex
 }
 
 type liveEntry struct {
@@ -306,15 +309,32 @@ func (s *Service) Send(ctx context.Context, c Caller, convID int64, clientMsgID 
 			return Message{}, false, err
 		}
 	}
+	lock := &s.order[uint64(convID)%uint64(len(s.order))]
+	lock.Lock()
 	m, dup, err := s.Log.Append(ctx, Message{ConversationID: convID, ClientMsgID: clientMsgID, ShopID: conv.ShopID,
 		SenderKind: c.Kind, SenderID: c.ID, Body: body, CreatedAt: now})
 	if err != nil || dup {
+		lock.Unlock()
 		return m, dup, err
 	}
 	// The message is stored and will be acknowledged; what follows must not fail the send.
-	live = s.afterSend(ctx, c, conv, live, m)
 	s.deliver(ctx, conv, live, m)
+	lock.Unlock()
+	// Outside the lock: opening a session routes it, and an assignment appends a notice.
+	s.afterSend(ctx, c, conv, live, m)
 	return m, false, nil
+}
+
+// appendSystem stores a system notice in the conversation and pushes it, in order with sends.
+func (s *Service) appendSystem(ctx context.Context, conv *Conversation, live *Session, event, text string) {
+	lock := &s.order[uint64(conv.ID)%uint64(len(s.order))]
+	lock.Lock()
+	defer lock.Unlock()
+	if notice, err := s.system(ctx, conv, event, text); err == nil {
+		s.deliver(ctx, conv, live, notice)
+	} else {
+		s.logger().Warn("system notice", "conversation", conv.ID, "event", event, "err", err)
+	}
 }
 
 // afterSend opens a session on a buyer's first message and records activity and first response.
@@ -372,27 +392,32 @@ func (s *Service) afterSend(ctx context.Context, c Caller, conv *Conversation, l
 	return live
 }
 
-// deliver bumps the other side's unread counter and pushes the message to every device of both sides.
+// deliver pushes the message to every device of both sides; each reader's copy carries their unread
+// counters, bumped first, so that one frame per device says both.
 func (s *Service) deliver(ctx context.Context, conv *Conversation, live *Session, m Message) {
 	to := s.participants(conv, live)
 	from := m.Sender()
 	if from.Kind == PartyStaff && !containsParty(to, from) {
 		to = append(to, from) // a manager writing into a conversation that is not theirs
 	}
-	s.Push.Push(ctx, to, Event{Type: EventMessage, ConversationID: m.ConversationID, Message: &m, Seq: m.Seq})
-	if m.Body.Type == TypeRecall {
-		return // a recall hides a message; it is not something new to read
-	}
+	ev := Event{Type: EventMessage, ConversationID: m.ConversationID, Message: &m, Seq: m.Seq}
+	var writers []Party
 	for _, p := range to {
-		if p == from {
+		if p == from || m.Body.Type == TypeRecall { // a recall hides a message; nothing new to read
+			writers = append(writers, p)
 			continue
 		}
+		reader := ev
 		uc, err := s.Unread.Add(ctx, p.Key(), m.ConversationID, m.Seq)
 		if err != nil {
 			s.logger().Warn("unread add", "reader", p.Key(), "conversation", m.ConversationID, "err", err)
-			continue
+		} else {
+			reader.Unread = &uc
 		}
-		s.Push.Push(ctx, []Party{p}, Event{Type: EventUnread, ConversationID: m.ConversationID, Unread: &uc})
+		s.Push.Push(ctx, []Party{p}, reader)
+	}
+	if len(writers) > 0 {
+		s.Push.Push(ctx, writers, ev)
 	}
 }
 
@@ -633,9 +658,7 @@ func (s *Service) AssignTo(ctx context.Context, shopID, sessionID, agentID int64
 			}
 		}
 	}
-	if notice, err := s.system(ctx, conv, "assigned", name); err == nil {
-		s.deliver(ctx, conv, ss, notice)
-	}
+	s.appendSystem(ctx, conv, ss, "assigned", name)
 	to := s.participants(conv, ss)
 	if prev != 0 && prev != agentID {
 		to = append(to, StaffParty(prev))
@@ -684,9 +707,7 @@ func (s *Service) close(ctx context.Context, ss *Session, by, outcome string) (*
 	if err != nil {
 		return closed, nil
 	}
-	if notice, err := s.system(ctx, conv, "closed", outcome); err == nil {
-		s.deliver(ctx, conv, closed, notice)
-	}
+	s.appendSystem(ctx, conv, closed, "closed", outcome)
 	s.sessionChanged(ctx, closed, "closed")
 	return closed, nil
 }

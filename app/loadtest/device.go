@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -44,8 +43,10 @@ type frame struct {
 	ConversationID int64  `json:"conversation_id"`
 	Seq            int64  `json:"seq"`
 	Dup            bool   `json:"dup"`
-	Code           string `json:"code"`
-	Message        struct {
+	Error          struct {
+		Code string `json:"code"`
+	} `json:"error"`
+	Message struct {
 		ClientMsgID string `json:"client_msg_id"`
 		SenderKind  string `json:"sender_kind"`
 	} `json:"message"`
@@ -303,13 +304,8 @@ func (d *device) handle(data []byte, f *frame) {
 	}
 	*f = frame{}
 	if err := json.Unmarshal(data, f); err != nil {
-		// Error frames carry "message" as a string, events as an object; encoding/json decodes every
-		// other field of such a frame and reports the mismatch, which is no reason to drop it.
-		var mismatch *json.UnmarshalTypeError
-		if !errors.As(err, &mismatch) {
-			d.badFrames++
-			return
-		}
+		d.badFrames++
+		return
 	}
 	r := d.run
 	switch f.Type {
@@ -337,8 +333,7 @@ func (d *device) handle(data []byte, f *frame) {
 		case ours:
 			r.failed.Add(1)
 			d.release()
-		case f.Ref == "" && f.Code == "ERATE":
-			// Frames over the server's rate limit are refused before they are read, so without a ref.
+		case f.Error.Code == "ERATE":
 			r.rejected.Add(1)
 			d.release()
 		}
