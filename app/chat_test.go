@@ -12,7 +12,7 @@ import (
 
 // TestConversationFlow walks a buyer and an agent through a whole session over the real protocol.
 func TestConversationFlow(t *testing.T) {
-	bothEnvs(t, func(t *testing.T, env backendEnv) {
+	allModes(t, func(t *testing.T, env backendEnv) {
 		node := startNode(t, env, "")
 		base := node.URL()
 		shop := newShop(t, base, 1)

@@ -36,9 +36,21 @@ func productionEnv(t *testing.T) backendEnv {
 	return backendEnv{name: "production", mysqlDSN: testdb.MySQLDatabase(t), redis: testdb.RedisAddr(), prefix: prefix}
 }
 
+// mysqlOnlyEnv is one node writing straight to MySQL, without Redis.
+func mysqlOnlyEnv(t *testing.T) backendEnv {
+	return backendEnv{name: "mysql", mysqlDSN: testdb.MySQLDatabase(t)}
+}
+
+// bothEnvs runs f in embedded and in production mode.
 func bothEnvs(t *testing.T, f func(t *testing.T, env backendEnv)) {
 	t.Run("embedded", func(t *testing.T) { f(t, embeddedEnv()) })
 	t.Run("production", func(t *testing.T) { f(t, productionEnv(t)) })
+}
+
+// allModes runs f in every backend mode: embedded, MySQL-only and production.
+func allModes(t *testing.T, f func(t *testing.T, env backendEnv)) {
+	bothEnvs(t, f)
+	t.Run("mysql-only", func(t *testing.T) { f(t, mysqlOnlyEnv(t)) })
 }
 
 // startNode runs a node on a random loopback port and stops it when the test ends.

@@ -27,7 +27,7 @@ func (s *Store) FindOrCreateConversation(ctx context.Context, shopID, buyerID in
 	if err == nil {
 		if ec != (EntryContext{}) && ec != c.Context {
 			c.Context = ec
-			if err := db.Model(&c).Update("context", ec).Error; err != nil {
+			if err := db.Model(&c).Select("context").Updates(&c).Error; err != nil {
 				return nil, false, unavailable(err, "update conversation context")
 			}
 		}

@@ -1,0 +1,114 @@
+package session
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestStoreConformance runs the conversation and session store against every SQL backend.
+func TestStoreConformance(t *testing.T) {
+	for _, b := range sqlBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := NewStore(b.warm(t))
+			t.Run("one conversation per buyer and shop", func(t *testing.T) {
+				var wg sync.WaitGroup
+				ids := make(chan int64, 8)
+				for i := 0; i < 8; i++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						c, _, err := st.FindOrCreateConversation(ctx, 1, 77, EntryContext{ProductID: "p"})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						ids <- c.ID
+					}()
+				}
+				wg.Wait()
+				close(ids)
+				var first int64
+				for id := range ids {
+					if first == 0 {
+						first = id
+					}
+					if id != first {
+						t.Fatalf("two conversations for one buyer: %d and %d", first, id)
+					}
+				}
+				other, created, err := st.FindOrCreateConversation(ctx, 2, 77, EntryContext{})
+				if err != nil || !created || other.ID <= first {
+					t.Fatalf("another shop's conversation must be new with a higher id: %+v %v %v", other, created, err)
+				}
+				c, _, err := st.FindOrCreateConversation(ctx, 1, 77, EntryContext{OrderID: "o9"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.ID != first || c.Context.Kind() != KindAfterSale {
+					t.Fatalf("context not updated: %+v", c)
+				}
+				if _, err := st.Conversation(ctx, 987654); ErrorCode(err) != ENOTFOUND {
+					t.Fatalf("unknown conversation: %v", err)
+				}
+			})
+			t.Run("session life", func(t *testing.T) {
+				c, _, _ := st.FindOrCreateConversation(ctx, 1, 5, EntryContext{ProductID: "p1", Category: "tea"})
+				now := time.Now().UTC().Truncate(time.Millisecond)
+				s1, created, err := st.OpenSession(ctx, c, 1, now)
+				if err != nil || !created || s1.Kind != KindPreSale || s1.State != StateQueued || s1.Context.Category != "tea" {
+					t.Fatalf("open: %+v %v %v", s1, created, err)
+				}
+				again, created, err := st.OpenSession(ctx, c, 2, now)
+				if err != nil || created || again.ID != s1.ID {
+					t.Fatalf("second open must return the live session: %+v %v %v", again, created, err)
+				}
+				a, err := st.AssignSession(ctx, s1.ID, 42, "manual", now)
+				if err != nil || a.AgentID != 42 || a.State != StateOpen || a.AssignedBy != "manual" || a.AssignedAt == nil {
+					t.Fatalf("assign: %+v %v", a, err)
+				}
+				if err := st.MarkActivity(ctx, s1.ID, now.Add(time.Second), true); err != nil {
+					t.Fatal(err)
+				}
+				got, _ := st.Session(ctx, s1.ID)
+				if got.FirstResponseAt == nil || !got.LastActivityAt.After(now) {
+					t.Fatalf("activity: %+v", got)
+				}
+				list, err := st.Sessions(ctx, SessionFilter{ShopID: 1, AgentID: 42, States: []State{StateOpen}})
+				if err != nil || len(list) != 1 || list[0].ID != s1.ID {
+					t.Fatalf("list: %+v %v", list, err)
+				}
+				if list, _ := st.Sessions(ctx, SessionFilter{ShopID: 2}); len(list) != 0 {
+					t.Fatalf("another shop sees sessions: %+v", list)
+				}
+				idle, err := st.IdleSessions(ctx, now.Add(time.Hour), 10)
+				if err != nil || len(idle) != 1 {
+					t.Fatalf("idle: %+v %v", idle, err)
+				}
+				closed, err := st.CloseSession(ctx, s1.ID, "staff", "answered", now.Add(2*time.Second))
+				if err != nil || closed.State != StateClosed || closed.Outcome != "answered" || closed.ClosedAt == nil {
+					t.Fatalf("close: %+v %v", closed, err)
+				}
+				if _, err := st.CloseSession(ctx, s1.ID, "staff", "again", now); ErrorCode(err) != ECONFLICT {
+					t.Fatalf("second close: %v", err)
+				}
+				if _, err := st.AssignSession(ctx, s1.ID, 43, "manual", now); ErrorCode(err) != ECONFLICT {
+					t.Fatalf("assign closed: %v", err)
+				}
+				if live, err := st.LiveSession(ctx, c.ID); err != nil || live != nil {
+					t.Fatalf("live after close: %+v %v", live, err)
+				}
+				s2, created, err := st.OpenSession(ctx, c, 9, now)
+				if err != nil || !created || s2.ID == s1.ID {
+					t.Fatalf("reopen: %+v %v %v", s2, created, err)
+				}
+				convs, err := st.Conversations(ctx, ConversationFilter{ShopID: 1, AgentID: 42})
+				if err != nil || len(convs) != 1 || convs[0].ID != c.ID {
+					t.Fatalf("agent's conversations: %+v %v", convs, err)
+				}
+			})
+		})
+	}
+}
