@@ -100,6 +100,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.agents = agent.NewService(agent.NewStore(a.db))
+	a.agents.Cost = cfg.BcryptCost
 	opTok, err := operatorToken(cfg)
 	if err != nil {
 		a.closeBackends()
@@ -110,7 +111,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	scfg := session.DefaultConfig()
 	scfg.MaxTextBytes = cfg.MaxTextBytes
 	a.sessions = &session.Service{Store: session.NewStore(a.db), Push: a.hub, Directory: staffDirectory{a.agents.Store},
-		Config: scfg, Logger: log}
+		Uploads: uploads{a.blobs}, Config: scfg, Logger: log}
 	if a.hotLog != nil {
 		a.sessions.Log = a.hotLog
 		a.sessions.Unread = session.NewRedisUnread(a.rdb, cfg.RedisPrefix)
@@ -153,7 +154,7 @@ func (a *App) wireBackends(ctx context.Context) error {
 	a.hotLog = session.NewRedisLog(a.rdb, p, session.NewSQLLog(a.db))
 	a.presence = agent.NewRedisPresence(a.rdb, p)
 	a.bus = &redisBus{rdb: a.rdb, channel: p + "bus"}
-	a.nodes = &redisRegistry{rdb: a.rdb, prefix: p, ttl: 10 * time.Second}
+	a.nodes = &redisRegistry{rdb: a.rdb, prefix: p, ttl: 6 * time.Second}
 	a.lease = &redisLease{rdb: a.rdb, prefix: p, token: a.nodeID + "-" + randomHex(4)}
 	return nil
 }
@@ -181,26 +182,62 @@ func serverKey(ctx context.Context, db *gorm.DB) ([]byte, error) {
 }
 
 // operatorToken returns the configured token, or the one in <data>/operator.token, creating it (0600).
+// The file is written whole under a temporary name and linked into place, so no node ever reads a
+// half-written token; an empty file (left by a crash of an older version) is replaced.
 func operatorToken(cfg Config) (string, error) {
 	if cfg.OperatorToken != "" {
 		return cfg.OperatorToken, nil
 	}
 	path := filepath.Join(cfg.Data, "operator.token")
-	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return strings.TrimSpace(string(b)), nil
-	}
-	tok := randomHex(24)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) { // another node on the same data dir won the race
-			b, rerr := os.ReadFile(path)
-			return strings.TrimSpace(string(b)), rerr
+	for attempt := 0; attempt < 3; attempt++ {
+		if b, err := os.ReadFile(path); err == nil {
+			if tok := strings.TrimSpace(string(b)); tok != "" {
+				return tok, nil
+			}
+			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return "", fmt.Errorf("replace empty operator token: %w", err)
+			}
 		}
-		return "", fmt.Errorf("write operator token: %w", err)
+		tok := randomHex(24)
+		tmp, err := os.CreateTemp(cfg.Data, ".operator.token-*")
+		if err != nil {
+			return "", fmt.Errorf("write operator token: %w", err)
+		}
+		_, werr := tmp.WriteString(tok + "\n")
+		cerr := tmp.Close()
+		if werr == nil {
+			werr = cerr
+		}
+		if werr == nil {
+			werr = os.Chmod(tmp.Name(), 0o600)
+		}
+		if werr == nil {
+			werr = os.Link(tmp.Name(), path)
+		}
+		os.Remove(tmp.Name())
+		if werr == nil {
+			return tok, nil
+		}
+		if !errors.Is(werr, os.ErrExist) {
+			return "", fmt.Errorf("write operator token: %w", werr)
+		}
+		// another node on the same data directory won the race: read its token
 	}
-	defer f.Close()
-	_, err = f.WriteString(tok + "\n")
-	return tok, err
+	return "", fmt.Errorf("operator token at %s could not be read or written", path)
+}
+
+// uploads lets session check that a message's blob exists.
+type uploads struct{ blobs archive.Blobs }
+
+func (u uploads) UploadExists(ctx context.Context, key string) (bool, error) {
+	r, err := u.blobs.Get(ctx, key)
+	if errors.Is(err, archive.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, r.Close()
 }
 
 // staffDirectory lets session ask about staff without importing agent.
@@ -276,6 +313,9 @@ func (a *App) every(ctx context.Context, d time.Duration, f func(context.Context
 
 func (a *App) loops(ctx context.Context) {
 	a.every(ctx, 2*time.Second, func(ctx context.Context) {
+		if a.draining.Load() {
+			return // a draining node must not offer itself again
+		}
 		if err := a.nodes.register(ctx, a.selfInfo()); err != nil {
 			a.log.Warn("node heartbeat", "err", err)
 		}
@@ -400,6 +440,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 			a.stopBG()
 		}
 		a.bg.Wait()
+		if a.nodes != nil { // a heartbeat that was under way may have registered it again
+			_ = a.nodes.deregister(ctx, a.nodeID)
+		}
 		if a.hotLog != nil {
 			a.flush(ctx)
 		}

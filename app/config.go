@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -31,6 +32,7 @@ type Config struct {
 	FrameRate       int
 	LogLevel        string
 	LogFormat       string
+	BcryptCost      int
 }
 
 // setting describes one configuration entry for flags, the environment and the README.
@@ -62,6 +64,7 @@ func (c *Config) settings() []setting {
 		{"frame-rate", "frames per second allowed per connection (bursts of twice that)", &c.FrameRate, "200"},
 		{"log-level", "debug, info, warn or error", &c.LogLevel, "info"},
 		{"log-format", "text or json", &c.LogFormat, "text"},
+		{"bcrypt-cost", "bcrypt cost of new password hashes (4-31)", &c.BcryptCost, "10"},
 	}
 }
 
@@ -84,14 +87,16 @@ func ParseConfig(name string, args []string, getenv func(string) string) (Config
 		case *string:
 			fs.StringVar(p, s.name, def, s.help)
 		case *bool:
-			fs.BoolVar(p, s.name, def == "true" || def == "1", s.help)
+			var v bool
+			v, err = strconv.ParseBool(def)
+			fs.BoolVar(p, s.name, v, s.help)
 		case *int:
 			var v int
-			_, err = fmt.Sscan(def, &v)
+			v, err = strconv.Atoi(def)
 			fs.IntVar(p, s.name, v, s.help)
 		case *int64:
 			var v int64
-			_, err = fmt.Sscan(def, &v)
+			v, err = strconv.ParseInt(def, 10, 64)
 			fs.Int64Var(p, s.name, v, s.help)
 		case *time.Duration:
 			var v time.Duration
@@ -99,13 +104,25 @@ func ParseConfig(name string, args []string, getenv func(string) string) (Config
 			fs.DurationVar(p, s.name, v, s.help)
 		}
 		if err != nil {
-			return c, fmt.Errorf("%s=%q: %w", EnvName(s.name), def, err)
+			return c, fmt.Errorf("%s=%q is not a valid %s: %w", EnvName(s.name), def, kindOf(s.ptr), err)
 		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	return c, c.check()
+}
+
+func kindOf(p any) string {
+	switch p.(type) {
+	case *bool:
+		return "boolean"
+	case *int, *int64:
+		return "integer"
+	case *time.Duration:
+		return "duration (e.g. 30s)"
+	}
+	return "value"
 }
 
 // Mode is which backends a configuration selects.
@@ -135,6 +152,9 @@ func (c Config) check() error {
 	}
 	if c.PresenceTimeout < time.Second || c.FlushInterval <= 0 || c.SessionIdle < time.Second {
 		return fmt.Errorf("presence-timeout and session-idle must be at least 1s, flush-interval positive")
+	}
+	if c.BcryptCost < 4 || c.BcryptCost > 31 {
+		return fmt.Errorf("bcrypt-cost must be 4-31")
 	}
 	if c.MaxTextBytes <= 0 || c.UploadMax <= 0 || c.FrameRate <= 0 {
 		return fmt.Errorf("max-text-bytes, upload-max and frame-rate must be positive")

@@ -550,7 +550,7 @@ func (a *App) upload(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	key := fmt.Sprintf("uploads/%d/%s/%s%s", id.shop.ID, time.Now().UTC().Format("2006/01"), randomHex(12), ext)
+	key := session.UploadPrefix(id.shop.ID) + time.Now().UTC().Format("2006/01/") + randomHex(12) + ext
 	if err := a.blobs.Put(c.Request.Context(), key, f, fh.Size, sniffed); err != nil {
 		fail(c, session.Errorf(session.EUNAVAILABLE, "blob store: %v", err))
 		return
@@ -568,8 +568,7 @@ func (a *App) upload(c *gin.Context) {
 // blob serves an upload to staff and buyers of the shop it belongs to.
 func (a *App) blob(c *gin.Context) {
 	key := strings.TrimPrefix(c.Param("key"), "/")
-	prefix := fmt.Sprintf("uploads/%d/", who(c).shop.ID)
-	if !strings.HasPrefix(key, prefix) {
+	if !strings.HasPrefix(key, session.UploadPrefix(who(c).shop.ID)) {
 		fail(c, errorf(codeNotFound, "no such blob"))
 		return
 	}

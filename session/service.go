@@ -3,6 +3,8 @@ package session
 import (
 	"context"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -20,6 +22,15 @@ type Directory interface {
 	// StaffName returns the display name of staff member id of shop, ENOTFOUND if they are not in it.
 	StaffName(ctx context.Context, shopID, id int64) (string, error)
 }
+
+// Uploads tells whether an uploaded file exists, so that image and file messages only ever point at
+// the shop's own uploads.
+type Uploads interface {
+	UploadExists(ctx context.Context, key string) (bool, error)
+}
+
+// UploadPrefix is the key prefix of a shop's uploads.
+func UploadPrefix(shopID int64) string { return "uploads/" + strconv.FormatInt(shopID, 10) + "/" }
 
 // Config holds the limits of the messaging core.
 type Config struct {
@@ -44,6 +55,7 @@ type Service struct {
 	Push      Pusher
 	Router    Router
 	Directory Directory
+	Uploads   Uploads
 	Config    Config
 	Logger    *slog.Logger
 	Now       func() time.Time
@@ -309,6 +321,11 @@ func (s *Service) Send(ctx context.Context, c Caller, convID int64, clientMsgID 
 			return Message{}, false, err
 		}
 	}
+	if body.BlobKey != "" {
+		if err := s.checkUpload(ctx, conv.ShopID, body.BlobKey); err != nil {
+			return Message{}, false, err
+		}
+	}
 	lock := &s.order[uint64(convID)%uint64(len(s.order))]
 	lock.Lock()
 	m, dup, err := s.Log.Append(ctx, Message{ConversationID: convID, ClientMsgID: clientMsgID, ShopID: conv.ShopID,
@@ -437,6 +454,23 @@ func (s *Service) participants(conv *Conversation, live *Session) []Party {
 		to = append(to, StaffParty(live.AgentID))
 	}
 	return to
+}
+
+func (s *Service) checkUpload(ctx context.Context, shopID int64, key string) error {
+	if !strings.HasPrefix(key, UploadPrefix(shopID)) || strings.Contains(key, "..") {
+		return Errorf(EINVALID, "blob_key %q is not an upload of this shop", key)
+	}
+	if s.Uploads == nil {
+		return nil
+	}
+	ok, err := s.Uploads.UploadExists(ctx, key)
+	if err != nil {
+		return unavailable(err, "check upload")
+	}
+	if !ok {
+		return Errorf(ENOTFOUND, "upload %q not found", key)
+	}
+	return nil
 }
 
 func (s *Service) checkRecall(ctx context.Context, c Caller, convID, seq int64, now time.Time) error {
