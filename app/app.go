@@ -400,7 +400,25 @@ func (a *App) sweepIdle(ctx context.Context) {
 		return
 	}
 	defer release()
-	n, err := a.sessions.SweepIdle(ctx, a.cfg.SessionIdle)
+	shops, err := a.agents.Store.Shops(ctx)
+	if err != nil {
+		a.log.Warn("idle sweep", "err", err)
+		return
+	}
+	idle := map[int64]time.Duration{}
+	shortest := a.cfg.SessionIdle
+	for _, sh := range shops {
+		if sec := sh.Settings.IdleTimeoutSeconds; sec > 0 {
+			idle[sh.ID] = time.Duration(sec) * time.Second
+			shortest = min(shortest, idle[sh.ID])
+		}
+	}
+	n, err := a.sessions.SweepIdle(ctx, shortest, func(shopID int64) time.Duration {
+		if d, ok := idle[shopID]; ok {
+			return d
+		}
+		return a.cfg.SessionIdle
+	})
 	if err != nil {
 		a.log.Warn("idle sweep", "err", err)
 	}

@@ -179,7 +179,13 @@ func (a *auth) buyerIdentity(ctx context.Context, shop *agent.Shop, tok string) 
 		if err := a.agents.Store.UpsertBuyer(ctx, b); err != nil {
 			return nil, err
 		}
-		cb = cachedBuyer{buyer: b, exp: claims.Expires}
+		// Trusted for a few minutes at most, so that a rotated-out secret or a changed tier takes
+		// effect soon even for a token that is still valid.
+		exp := claims.Expires
+		if limit := now.Add(5 * time.Minute); exp.After(limit) {
+			exp = limit
+		}
+		cb = cachedBuyer{buyer: b, exp: exp}
 		a.mu.Lock()
 		if a.buyers == nil || len(a.buyers) > 100000 {
 			a.buyers = map[string]cachedBuyer{}

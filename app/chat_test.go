@@ -274,3 +274,21 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 }
+
+// TestIdleSessionsClose checks the idle sweeper with a shop's own timeout, shorter than the node's.
+func TestIdleSessionsClose(t *testing.T) {
+	node := startNode(t, embeddedEnv(), "", "--session-idle=1h")
+	base := node.URL()
+	shop := newShop(t, base, 0)
+	if st := api(t, "PATCH", base+"/api/shop", shop.manager, map[string]any{"settings": map[string]any{"idle_timeout_seconds": 1}}, nil); st != http.StatusOK {
+		t.Fatalf("patch shop: %d", st)
+	}
+	buyer := shop.buyer(t, "idle")
+	conv := startConversation(t, base, buyer, nil)
+	b := dial(t, base, buyer)
+	b.sendText(conv, "i1", "anyone?")
+	f := b.expect("session", func(f frame) bool { return f.Session.State == session.StateClosed })
+	if f.Session.ClosedBy != "idle" {
+		t.Fatalf("closed by %q", f.Session.ClosedBy)
+	}
+}

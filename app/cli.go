@@ -118,7 +118,14 @@ Shopdesk is running in %s mode at %s
   operator token:   %s
   try it:           see "Walk-through" in README.md (curl + a WebSocket client)
 
-`, a.Mode(), u, DemoShop, DemoPassword, u, u, u, u, filepath.Join(a.cfg.Data, "operator.token"))
+`, a.Mode(), u, DemoShop, DemoPassword, u, u, u, u, operatorTokenSource(a.cfg))
+}
+
+func operatorTokenSource(cfg Config) string {
+	if cfg.OperatorToken != "" {
+		return "as configured (--operator-token / SHOPDESK_OPERATOR_TOKEN)"
+	}
+	return "in " + filepath.Join(cfg.Data, "operator.token")
 }
 
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -45,14 +45,14 @@ type setting struct {
 func (c *Config) settings() []setting {
 	return []setting{
 		{"addr", "listen address", &c.Addr, ":8080"},
-		{"public-url", "URL clients reach this node at (default http://127.0.0.1<addr>)", &c.PublicURL, ""},
+		{"public-url", "URL clients reach this node at (default: http://127.0.0.1 and the listening port)", &c.PublicURL, ""},
 		{"data", "directory for the embedded store, blobs and the operator token", &c.Data, "./data"},
 		{"mysql-dsn", "MySQL/MariaDB DSN (go-sql-driver syntax); set with redis-addr for production", &c.MySQLDSN, ""},
 		{"redis-addr", "Redis host:port; needs mysql-dsn too", &c.RedisAddr, ""},
 		{"redis-password", "Redis password", &c.RedisPassword, ""},
 		{"redis-prefix", "prefix of every Redis key (lets several clusters share one Redis)", &c.RedisPrefix, "sd:"},
-		{"operator-token", "platform operator token (default: generated into <data>/operator.token)", &c.OperatorToken, ""},
-		{"blob-dir", "directory for uploads (default <data>/blobs; a cluster needs a shared one)", &c.BlobDir, ""},
+		{"operator-token", "platform operator token (default: generated into operator.token in the data directory)", &c.OperatorToken, ""},
+		{"blob-dir", "directory for uploads (default: blobs in the data directory; a cluster needs a shared one)", &c.BlobDir, ""},
 		{"demo", "seed a demo shop with a manager and agents (password demo)", &c.Demo, "false"},
 		{"node-id", "this node's id in the cluster (default: random)", &c.NodeID, ""},
 		{"presence-timeout", "an agent without a heartbeat for this long goes offline", &c.PresenceTimeout, "30s"},

@@ -5,6 +5,9 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/shopdesk/shopdesk/agent"
+	"github.com/shopdesk/shopdesk/session"
 )
 
 // Error codes of the edge, beyond the domain's.
@@ -21,6 +24,7 @@ const (
 	codeBadFrame    = "EBADFRAME"
 	codeUnknownType = "EUNKNOWNTYPE"
 	codeOrigin      = "EORIGIN"
+	codeMethod      = "EMETHOD"
 )
 
 // edgeError is an error raised by the edge itself (bad JSON, missing auth, …).
@@ -42,16 +46,19 @@ func errorCode(err error) string {
 	return codeInternal
 }
 
-// errorMessage returns what the caller may see: the domain message, never an internal detail.
+// errorMessage returns what the caller may see: the domain's own message, never the wrapped backend
+// error (addresses, driver text), which goes to the log instead.
 func errorMessage(err error) string {
 	if errorCode(err) == codeInternal {
 		return "internal error"
 	}
-	var m interface{ ErrorCode() string }
-	if errors.As(err, &m) {
-		if e, ok := m.(error); ok {
-			return e.Error()
-		}
+	var se *session.Error
+	if errors.As(err, &se) {
+		return se.Message
+	}
+	var ae *agent.Error
+	if errors.As(err, &ae) {
+		return ae.Message
 	}
 	return err.Error()
 }
@@ -75,6 +82,8 @@ func httpStatus(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case codeRate:
 		return http.StatusTooManyRequests
+	case codeMethod:
+		return http.StatusMethodNotAllowed
 	}
 	return http.StatusInternalServerError
 }

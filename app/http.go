@@ -30,7 +30,7 @@ func (a *App) Handler() http.Handler {
 	r.Use(gin.Recovery(), a.cors())
 	r.HandleMethodNotAllowed = true
 	r.NoRoute(func(c *gin.Context) { fail(c, errorf(codeNotFound, "no such endpoint")) })
-	r.NoMethod(func(c *gin.Context) { fail(c, errorf(codeInvalid, "method not allowed")) })
+	r.NoMethod(func(c *gin.Context) { fail(c, errorf(codeMethod, "method not allowed")) })
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "alive", "node": a.nodeID}) })
 	r.GET("/readyz", a.readyz)
@@ -165,7 +165,7 @@ func (a *App) readyz(c *gin.Context) {
 		}
 		out["durability"] = a.redisDur
 	} else {
-		out["durability"] = gin.H{"mode": "sqlite-commit", "promise": "a message is committed to the warm store before its ack"}
+		out["durability"] = gin.H{"mode": "sql-commit", "promise": "a message is committed to the warm store (" + string(a.mode) + ") before its ack"}
 	}
 	if a.hotLog != nil {
 		n := a.hotLog.Conflicts()
@@ -247,7 +247,8 @@ func (a *App) login(c *gin.Context) {
 	}
 	tok := a.auth.staffToken(st)
 	http.SetCookie(c.Writer, &http.Cookie{Name: cookieName, Value: tok, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: c.Request.TLS != nil, MaxAge: int(staffTokenLife / time.Second)})
+		SameSite: http.SameSiteStrictMode, Secure: c.Request.TLS != nil || c.GetHeader("X-Forwarded-Proto") == "https",
+		MaxAge: int(staffTokenLife / time.Second)})
 	c.JSON(http.StatusOK, gin.H{"token": tok, "staff": st, "shop": shop})
 }
 

@@ -754,15 +754,21 @@ func (s *Service) sessionChanged(ctx context.Context, ss *Session, _ string) {
 	s.Push.Push(ctx, s.participants(conv, ss), Event{Type: EventSession, ConversationID: ss.ConversationID, Session: ss})
 }
 
-// SweepIdle closes live sessions with no message for idle, and returns how many it closed.
-func (s *Service) SweepIdle(ctx context.Context, idle time.Duration) (int, error) {
-	idleOnes, err := s.Store.IdleSessions(ctx, s.now().Add(-idle), 200)
+// SweepIdle closes live sessions with no message for their shop's idle timeout, and returns how many
+// it closed. shortest bounds every shop's timeout from below, so one query finds every candidate.
+func (s *Service) SweepIdle(ctx context.Context, shortest time.Duration, idleOf func(shopID int64) time.Duration) (int, error) {
+	now := s.now()
+	candidates, err := s.Store.IdleSessions(ctx, now.Add(-shortest), 200)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for i := range idleOnes {
-		if _, err := s.close(ctx, &idleOnes[i], "idle", "idle"); err == nil {
+	for i := range candidates {
+		ss := &candidates[i]
+		if now.Sub(ss.LastActivityAt) < idleOf(ss.ShopID) {
+			continue
+		}
+		if _, err := s.close(ctx, ss, "idle", "idle"); err == nil {
 			n++
 		}
 	}
