@@ -168,7 +168,11 @@ func ConfigReference() string {
 	var b strings.Builder
 	b.WriteString("| flag | environment | default | meaning |\n| --- | --- | --- | --- |\n")
 	for _, s := range c.settings() {
-		fmt.Fprintf(&b, "| `--%s` | `%s` | `%s` | %s |\n", s.name, EnvName(s.name), s.def, s.help)
+		def := "`" + s.def + "`"
+		if s.def == "" {
+			def = "(empty)"
+		}
+		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s |\n", s.name, EnvName(s.name), def, s.help)
 	}
 	return b.String()
 }
