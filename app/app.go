@@ -390,7 +390,7 @@ func (a *App) sweepPresence(ctx context.Context) {
 		}
 		a.metrics.presenceSwept.Inc()
 		a.log.Info("agent heartbeat timed out", "shop", b.ShopID, "staff", b.StaffID, "was", prev)
-		a.hub.Push(ctx, []session.Party{session.StaffParty(b.StaffID)}, session.Event{Type: "status", Note: string(agent.StatusOffline)})
+		a.hub.Push(ctx, []session.Party{session.StaffParty(b.StaffID)}, session.Event{Type: "status", Status: string(agent.StatusOffline), Note: "heartbeat timeout"})
 	}
 }
 
@@ -437,7 +437,7 @@ func (a *App) setStatus(ctx context.Context, id *identity, st agent.Status) (age
 	} else {
 		a.beat(ctx, id)
 	}
-	a.hub.Push(ctx, []session.Party{id.caller.Party}, session.Event{Type: "status", Note: string(st)})
+	a.hub.Push(ctx, []session.Party{id.caller.Party}, session.Event{Type: "status", Status: string(st)})
 	return st, nil
 }
 

@@ -187,7 +187,7 @@ func quickShop(t *testing.T, base string) shopFixture {
 	return shopFixture{id: created.Shop.ID, slug: slug, secret: created.BuyerSecret}
 }
 
-func isOffline(f frame) bool { return f.Note == "offline" }
+func isOffline(f frame) bool { return f.Status == "offline" }
 
 // TestPresenceTimeout: an agent whose heartbeats stop goes offline even though its TCP connection
 // stays open; an agent who keeps pinging stays online.

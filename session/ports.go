@@ -62,6 +62,8 @@ type Event struct {
 	Unread         *UnreadCount `json:"unread,omitempty"`
 	Session        *Session     `json:"session,omitempty"`
 	Note           string       `json:"note,omitempty"`
+	// Status is a staff member's new status, in "status" events.
+	Status string `json:"status,omitempty"`
 }
 
 // Event types pushed to devices.
