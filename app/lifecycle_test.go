@@ -493,7 +493,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 		if ready.Durability == nil || ready.Durability.Mode == "" || ready.Durability.Promise == "" {
 			t.Fatalf("/readyz without durability: %+v", ready)
 		}
-		if env.redis == "" && ready.Durability.Mode != "sqlite-commit" {
+		if env.redis == "" && ready.Durability.Mode != "sql-commit" {
 			t.Fatalf("embedded durability mode %q", ready.Durability.Mode)
 		}
 		if ready.Mode != string(node.Mode()) {
