@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/shopdesk/shopdesk/session"
@@ -34,23 +35,20 @@ type Hub struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	mu    sync.RWMutex
-	conns map[string]map[*wsConn]struct{}
+	mu sync.RWMutex
+	// conns holds each party's local connections: a party has a few devices at most, and a slice
+	// costs an idle connection far less than a map would.
+	conns map[string][]*wsConn
 	total int
 }
 
 func newHub(node string, bus Bus, log *slog.Logger, m *metrics) *Hub {
-	return &Hub{node: node, bus: bus, log: log, metrics: m, conns: map[string]map[*wsConn]struct{}{}}
+	return &Hub{node: node, bus: bus, log: log, metrics: m, conns: map[string][]*wsConn{}}
 }
 
 func (h *Hub) add(c *wsConn) {
 	h.mu.Lock()
-	set := h.conns[c.key]
-	if set == nil {
-		set = map[*wsConn]struct{}{}
-		h.conns[c.key] = set
-	}
-	set[c] = struct{}{}
+	h.conns[c.key] = append(h.conns[c.key], c)
 	h.total++
 	h.mu.Unlock()
 	h.metrics.connections.Inc()
@@ -58,15 +56,16 @@ func (h *Hub) add(c *wsConn) {
 
 func (h *Hub) remove(c *wsConn) {
 	h.mu.Lock()
-	if set := h.conns[c.key]; set != nil {
-		if _, ok := set[c]; ok {
-			delete(set, c)
-			h.total--
-			h.metrics.connections.Dec()
-		}
-		if len(set) == 0 {
-			delete(h.conns, c.key)
-		}
+	set := h.conns[c.key]
+	if i := slices.Index(set, c); i >= 0 {
+		set = slices.Delete(set, i, i+1)
+		h.total--
+		h.metrics.connections.Dec()
+	}
+	if len(set) == 0 {
+		delete(h.conns, c.key)
+	} else {
+		h.conns[c.key] = set
 	}
 	h.mu.Unlock()
 }
@@ -118,7 +117,7 @@ func (h *Hub) deliverLocal(keys []string, data []byte, skip *wsConn) {
 	h.mu.RLock()
 	var targets []*wsConn
 	for _, k := range keys {
-		for c := range h.conns[k] {
+		for _, c := range h.conns[k] {
 			if c != skip {
 				targets = append(targets, c)
 			}
@@ -145,9 +144,7 @@ func (h *Hub) closeAll(reason string) {
 	h.mu.RLock()
 	var all []*wsConn
 	for _, set := range h.conns {
-		for c := range set {
-			all = append(all, c)
-		}
+		all = append(all, set...)
 	}
 	h.mu.RUnlock()
 	for _, c := range all {
@@ -160,9 +157,7 @@ func (h *Hub) closeAllAbruptly() {
 	h.mu.RLock()
 	var all []*wsConn
 	for _, set := range h.conns {
-		for c := range set {
-			all = append(all, c)
-		}
+		all = append(all, set...)
 	}
 	h.mu.RUnlock()
 	for _, c := range all {

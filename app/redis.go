@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,17 +16,149 @@ import (
 
 // redisBus is the cross-node event bus over Redis pub/sub: at-most-once, which is enough because
 // devices never depend on a push arriving (they sync by seq).
+//
+// Publish only queues: one publisher goroutine at a time sends what has queued as one PUBLISH of a
+// batch, so that a busy node spends one Redis round trip on many events instead of one each, off the
+// sender's path. Events leave in the order they were queued, and the session service queues a
+// conversation's events in seq order, so other nodes see them in that order too.
 type redisBus struct {
 	rdb     redis.UniversalClient
 	channel string
+
+	mu         sync.Mutex
+	queue      []busMessage
+	spare      []busMessage // the last batch's slice, for the next queue
+	buf        []byte       // the publisher's encoding buffer; only the one publisher touches it
+	publishing bool
+	selfHead   string // how this node's batches start: they are skipped when they come back
+	lost       error  // why a background publish failed, reported by the next Publish
 }
 
-func (b *redisBus) Publish(ctx context.Context, m busMessage) error {
-	data, err := json.Marshal(m)
-	if err != nil {
-		return err
+const (
+	// busQueueMax bounds the events waiting for Redis; past it events are dropped (at-most-once).
+	busQueueMax = 1 << 16
+	// busBatchBytes bounds one PUBLISH payload.
+	busBatchBytes = 256 << 10
+	// busLinger is how long a small batch waits for more events; busLingerBelow is how many events
+	// make a batch big enough to go at once.
+	busLinger      = time.Millisecond
+	busLingerBelow = 64
+	// busPublishTimeout bounds one background PUBLISH.
+	busPublishTimeout = 3 * time.Second
+)
+
+func (b *redisBus) Publish(_ context.Context, m busMessage) error {
+	b.mu.Lock()
+	if len(b.queue) >= busQueueMax {
+		b.mu.Unlock()
+		return errors.New("bus queue full: Redis is not keeping up")
 	}
-	return b.rdb.Publish(ctx, b.channel, data).Err()
+	if b.selfHead == "" {
+		b.selfHead = `{"n":` + strconv.Quote(m.Node) + `,`
+	}
+	b.queue = append(b.queue, m)
+	start := !b.publishing
+	b.publishing = true
+	lost := b.lost
+	b.lost = nil
+	b.mu.Unlock()
+	if start {
+		go b.publishQueued()
+	}
+	return lost
+}
+
+// publishQueued sends queued events in batches until the queue is empty.
+func (b *redisBus) publishQueued() {
+	linger := time.NewTimer(busLinger)
+	defer linger.Stop()
+	for {
+		// A batch waits busLinger for more events unless it is big already: each PUBLISH costs this
+		// node and Redis a round trip, and comes back to this node too, so at a moderate rate one per
+		// event would cost more than the event. Devices on other nodes get events busLinger later.
+		b.mu.Lock()
+		small := len(b.queue) < busLingerBelow
+		b.mu.Unlock()
+		if small {
+			linger.Reset(busLinger)
+			<-linger.C
+		}
+		b.mu.Lock()
+		batch := b.queue
+		b.queue, b.spare = b.spare[:0], nil
+		if len(batch) == 0 {
+			b.publishing = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		b.publish(batch)
+		clear(batch)
+		b.mu.Lock()
+		if cap(batch) <= busQueueMax/16 {
+			b.spare = batch[:0]
+		}
+		b.mu.Unlock()
+	}
+}
+
+// publish sends batch in PUBLISHes of at most busBatchBytes.
+func (b *redisBus) publish(batch []busMessage) {
+	for len(batch) > 0 {
+		var n int
+		b.buf, n = appendBusBatch(b.buf[:0], batch)
+		buf := b.buf
+		if cap(b.buf) > 4*busBatchBytes {
+			b.buf = nil
+		}
+		batch = batch[n:]
+		ctx, cancel := context.WithTimeout(context.Background(), busPublishTimeout)
+		err := b.rdb.Publish(ctx, b.channel, buf).Err()
+		cancel()
+		if err != nil {
+			b.mu.Lock()
+			b.lost = fmt.Errorf("publish %d events: %w", n, err)
+			b.mu.Unlock()
+		}
+	}
+}
+
+// appendBusBatch encodes events of one node, as many as fit in busBatchBytes (at least one), as
+// {"n":node,"m":[{"to":[...],"ev":...},...]} and says how many it took.
+func appendBusBatch(buf []byte, ms []busMessage) ([]byte, int) {
+	buf = append(buf, `{"n":`...)
+	buf = strconv.AppendQuote(buf, ms[0].Node)
+	buf = append(buf, `,"m":[`...)
+	n := 0
+	for _, m := range ms {
+		if m.Node != ms[0].Node || (n > 0 && len(buf)+len(m.Data) > busBatchBytes) {
+			break
+		}
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"to":[`...)
+		for i, k := range m.To {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = strconv.AppendQuote(buf, k)
+		}
+		buf = append(buf, `],"ev":`...)
+		buf = append(buf, m.Data...)
+		buf = append(buf, '}')
+		n++
+	}
+	return append(buf, "]}"...), n
+}
+
+// busPayload is one PUBLISH: a batch of one node's events.
+type busPayload struct {
+	Node string `json:"n"`
+	Msgs []struct {
+		To   []string        `json:"to"`
+		Data json.RawMessage `json:"ev"`
+	} `json:"m"`
 }
 
 func (b *redisBus) Run(ctx context.Context, deliver func(busMessage)) error {
@@ -41,9 +174,22 @@ func (b *redisBus) Run(ctx context.Context, deliver func(busMessage)) error {
 				if !ok {
 					break receive
 				}
-				var m busMessage
-				if json.Unmarshal([]byte(msg.Payload), &m) == nil {
-					deliver(m)
+				if b.ours(msg.Payload) {
+					continue // this node's own batch: its devices had the events already
+				}
+				var p busPayload
+				if json.Unmarshal([]byte(msg.Payload), &p) != nil {
+					continue
+				}
+				if p.Msgs == nil { // one event, as nodes before batching published them
+					var m busMessage
+					if json.Unmarshal([]byte(msg.Payload), &m) == nil && m.Data != nil {
+						deliver(m)
+					}
+					continue
+				}
+				for _, m := range p.Msgs {
+					deliver(busMessage{Node: p.Node, To: m.To, Data: m.Data})
 				}
 			}
 		}
@@ -57,6 +203,14 @@ func (b *redisBus) Run(ctx context.Context, deliver func(busMessage)) error {
 		}
 	}
 	return nil
+}
+
+// ours reports whether payload is a batch this bus published, without decoding it.
+func (b *redisBus) ours(payload string) bool {
+	b.mu.Lock()
+	head := b.selfHead
+	b.mu.Unlock()
+	return head != "" && strings.HasPrefix(payload, head)
 }
 
 // nodeInfo is what a node tells the cluster about itself.

@@ -1,9 +1,13 @@
 package app
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -22,15 +26,23 @@ const (
 	// maxQueuedFrames is how far a device may fall behind before its connection is closed; it then
 	// reconnects and syncs by seq, losing nothing.
 	maxQueuedFrames = 4096
-	heartbeatEvery  = 10 * time.Second
-	writeTimeout    = 10 * time.Second
-	frameTimeout    = 10 * time.Second
+	// maxPendingFrames is how many read frames may wait for their handler before the read loop stops
+	// reading, so that a fast sender meets TCP backpressure as it did when frames were handled inline.
+	maxPendingFrames = 64
+	heartbeatEvery   = 10 * time.Second
+	writeTimeout     = 10 * time.Second
+	frameTimeout     = 10 * time.Second
 )
 
 var writeBufferPool sync.Pool
 
+// readBufferSize is the read buffer of a connection. The upgrader's ReadBufferSize stays 0 so that
+// gorilla reads through the buffer serveWS hands it at the hijack (see hijacker).
+const readBufferSize = 1024
+
+// upgrader: gorilla writes only control frames itself (writeLoop frames the rest), and with a
+// WriteBufferPool it keeps no write buffer per connection.
 var upgrader = websocket.Upgrader{
-	ReadBufferSize:  1024,
 	WriteBufferSize: 1024,
 	WriteBufferPool: &writeBufferPool,
 	// Origins are checked before upgrading, against the shop's allowed origins.
@@ -81,11 +93,14 @@ type frameError struct {
 	Message string `json:"message"`
 }
 
-// wsConn is one device's connection. Only its read loop owns a goroutine; writes run on a goroutine
-// started when frames are queued and ending when the queue drains, so an idle connection costs one
-// goroutine and small buffers.
+// wsConn is one device's connection. Only its read loop owns a goroutine. Frames it reads are
+// handled, in order, on a goroutine started when one arrives and ending when none waits; writes run
+// on a goroutine started when frames are queued and ending when the queue drains. So an idle
+// connection costs one goroutine, which only ever blocks in a read and keeps a small stack, and
+// small buffers.
 type wsConn struct {
 	ws  *websocket.Conn
+	br  *bufio.Reader // gorilla's read buffer
 	app *App
 	id  *identity
 	key string
@@ -96,11 +111,23 @@ type wsConn struct {
 	closing bool // a last frame is queued; nothing more is accepted
 	closed  bool
 
+	inMu     sync.Mutex
+	in       []inFrame
+	handling bool
+	room     chan struct{} // closed when the read loop, stopped at maxPendingFrames, may go on
+
+	// The token bucket; only the handler uses it.
 	tokens float64
 	last   time.Time
 }
 
-// serveWS authenticates, checks the origin, upgrades and runs the read loop on the request's goroutine.
+// inFrame is a frame read and waiting for the handler, or the error to answer it with.
+type inFrame struct {
+	data []byte
+	err  error
+}
+
+// serveWS authenticates, checks the origin, upgrades and starts the read loop on a goroutine of its own.
 func (a *App) serveWS(c *gin.Context) {
 	if a.draining.Load() {
 		fail(c, errorf(codeUnavailable, "node is shutting down; call /api/gateway for another"))
@@ -120,11 +147,12 @@ func (a *App) serveWS(c *gin.Context) {
 		fail(c, errorf(codeOrigin, "staff connect from this server's pages only"))
 		return
 	}
-	ws, err := upgrader.Upgrade(c.Writer, c.Request, nil)
+	hj := &hijacker{ResponseWriter: c.Writer}
+	ws, err := upgrader.Upgrade(hj, c.Request, nil)
 	if err != nil {
 		return // the upgrader has written the HTTP error
 	}
-	conn := &wsConn{ws: ws, app: a, id: id, key: id.caller.Key(), tokens: float64(2 * a.cfg.FrameRate), last: time.Now()}
+	conn := &wsConn{ws: ws, br: hj.br, app: a, id: id, key: id.caller.Key(), tokens: float64(2 * a.cfg.FrameRate), last: time.Now()}
 	a.hub.add(conn)
 	if id.staff != nil {
 		a.beat(c.Request.Context(), id)
@@ -153,20 +181,114 @@ func (c *wsConn) readLoop() {
 	deadline := c.app.cfg.PresenceTimeout + 2*heartbeatEvery
 	for {
 		_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
+		// Wait for the next frame here, in a shallow call, rather than deep inside gorilla: a
+		// goroutine's stack shrinks, at a GC, only below a quarter of its size, so a read loop parked
+		// in gorilla keeps the 8 KiB it may start with, while one parked here shrinks to 2-4 KiB.
+		// With thousands of idle devices that is most of what a connection costs. Peek fills the
+		// buffer gorilla reads from, so this costs no extra read.
+		if c.br != nil && c.br.Buffered() == 0 {
+			if _, err := c.br.Peek(1); err != nil {
+				return
+			}
+		}
 		kind, data, err := c.ws.ReadMessage()
 		if err != nil {
 			return
 		}
-		if kind != websocket.TextMessage {
-			c.fail("", errorf(codeBadFrame, "frames are JSON text"))
-			continue
+		switch {
+		case kind != websocket.TextMessage:
+			c.receive(inFrame{err: errorf(codeBadFrame, "frames are JSON text")})
+		case len(data) > maxFrameBytes:
+			c.receive(inFrame{err: errorf(codeTooLarge, "frame larger than 64 KiB")})
+		default:
+			c.receive(inFrame{data: data})
 		}
-		if len(data) > maxFrameBytes {
-			c.fail("", errorf(codeTooLarge, "frame larger than 64 KiB"))
-			continue
-		}
-		c.handle(data)
 	}
+}
+
+// hijacker hands gorilla, at the upgrade, a read buffer of readBufferSize that gorilla keeps as its
+// own (it reuses a hijacked reader when the upgrader's ReadBufferSize is 0), so that the read loop
+// can wait for a frame in it: see readLoop.
+type hijacker struct {
+	gin.ResponseWriter
+	br *bufio.Reader
+}
+
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := h.ResponseWriter.Hijack()
+	if err != nil || brw.Reader.Buffered() > 0 {
+		return nc, brw, err // gorilla refuses a client that wrote before the handshake ended
+	}
+	h.br = bufio.NewReaderSize(nc, readBufferSize)
+	return nc, bufio.NewReadWriter(h.br, brw.Writer), nil
+}
+
+// receive queues a read frame for the handler, starting one if none runs, and waits while
+// maxPendingFrames are queued already.
+func (c *wsConn) receive(f inFrame) {
+	c.inMu.Lock()
+	for len(c.in) >= maxPendingFrames {
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.inMu.Unlock()
+		<-room
+		c.inMu.Lock()
+	}
+	c.in = append(c.in, f)
+	start := !c.handling
+	c.handling = true
+	c.inMu.Unlock()
+	if start {
+		go c.handleQueued()
+	}
+}
+
+// handleQueued handles read frames in the order they came until none waits.
+func (c *wsConn) handleQueued() {
+	for {
+		c.inMu.Lock()
+		batch := c.in
+		c.in = nil
+		if c.room != nil {
+			close(c.room)
+			c.room = nil
+		}
+		if len(batch) == 0 {
+			c.handling = false
+			c.inMu.Unlock()
+			return
+		}
+		c.inMu.Unlock()
+		for i, f := range batch {
+			// The handler writes the answer to a frame itself, which saves starting a writer for it;
+			// pushes for the device that come meanwhile wait for that write (one frame's handling at
+			// most) and go with it.
+			own := c.holdWrites()
+			if f.err != nil {
+				c.fail("", f.err)
+			} else {
+				c.handle(f.data)
+			}
+			batch[i] = inFrame{}
+			if own {
+				c.writeLoop()
+			}
+		}
+	}
+}
+
+// holdWrites makes the caller the connection's writer, if none runs: frames then queue until the
+// caller runs writeLoop.
+func (c *wsConn) holdWrites() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writing || c.closed {
+		return false
+	}
+	c.writing = true
+	return true
 }
 
 // allow is the per-connection token bucket: FrameRate per second, bursts of twice that.
@@ -324,8 +446,16 @@ func (c *wsConn) send(data []byte) {
 	}
 }
 
+// writeLoop writes queued frames until the queue is empty. Frames are encoded here, unmasked as a
+// server's are, and whatever has queued goes out in one write: a busy device then costs one syscall
+// for many frames instead of one each (gorilla flushes every message on its own). gorilla still
+// writes its control frames (pong, close) itself; each of its writes and each of ours is one Write
+// of whole frames, which the connection never interleaves.
 func (c *wsConn) writeLoop() {
 	for {
+		// Let the goroutines that are about to queue more frames for this device run first: under
+		// load they join this write instead of costing one of their own; an idle node loses nothing.
+		runtime.Gosched()
 		c.mu.Lock()
 		batch := c.out
 		c.out = nil
@@ -339,17 +469,63 @@ func (c *wsConn) writeLoop() {
 			return
 		}
 		c.mu.Unlock()
-		_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
-		for _, b := range batch {
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-				c.close()
-				c.mu.Lock()
-				c.writing = false
-				c.mu.Unlock()
-				return
-			}
+		if err := c.writeFrames(batch); err != nil {
+			c.close()
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
+			return
 		}
 	}
+}
+
+// frameBuffers holds the buffers writeLoop encodes into, so that an idle connection holds none.
+var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+const (
+	// writeChunk is how much writeFrames encodes before writing.
+	writeChunk = 64 << 10
+	// keepBuffer is the largest buffer returned to frameBuffers.
+	keepBuffer = 256 << 10
+)
+
+func (c *wsConn) writeFrames(batch [][]byte) error {
+	bp := frameBuffers.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= keepBuffer {
+			*bp = buf[:0]
+			frameBuffers.Put(bp)
+		}
+	}()
+	conn := c.ws.NetConn()
+	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	for i, b := range batch {
+		buf = appendTextFrame(buf, b)
+		if len(buf) < writeChunk && i < len(batch)-1 {
+			continue
+		}
+		if _, err := conn.Write(buf); err != nil {
+			return err
+		}
+		buf = buf[:0]
+	}
+	return nil
+}
+
+// appendTextFrame appends payload as one final, unmasked text frame (RFC 6455 section 5.2).
+func appendTextFrame(buf, payload []byte) []byte {
+	const head = 0x80 | websocket.TextMessage // FIN, opcode text
+	switch n := len(payload); {
+	case n < 126:
+		buf = append(buf, head, byte(n))
+	case n <= 0xffff:
+		buf = append(buf, head, 126, byte(n>>8), byte(n))
+	default:
+		buf = append(buf, head, 127)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(n))
+	}
+	return append(buf, payload...)
 }
 
 // closeWith abandons queued frames, writes frame as the last one and closes the connection.

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -46,6 +48,7 @@ const (
 // message JSON), {c:<id>}:flushed (highest seq known to be warm). None of them expires.
 type RedisLog struct {
 	rdb       redis.UniversalClient
+	scripts   *scriptPipe
 	prefix    string
 	warm      *SQLLog
 	conflicts atomic.Int64
@@ -53,7 +56,81 @@ type RedisLog struct {
 
 // NewRedisLog returns the hot log in rdb under prefix, backed by the warm store warm.
 func NewRedisLog(rdb redis.UniversalClient, prefix string, warm *SQLLog) *RedisLog {
-	return &RedisLog{rdb: rdb, prefix: prefix, warm: warm}
+	return &RedisLog{rdb: rdb, scripts: &scriptPipe{rdb: rdb}, prefix: prefix, warm: warm}
+}
+
+// scriptPipe runs the Lua scripts of the send path for many goroutines at once. A call made while
+// none is in flight goes to Redis at once, alone; calls made meanwhile queue, and when the call in
+// flight is done the first of them sends every queued one in one pipeline and hands on to the next
+// queue. So a lone sender pays one plain round trip, and a busy node one round trip (one write and
+// one read, in Redis and here) for many sends instead of one each, which under load cost more in
+// syscalls than the scripts cost in Redis. Every call still waits for its own reply; calls of one
+// goroutine are never reordered, and the send path issues a conversation's appends one at a time.
+type scriptPipe struct {
+	rdb   redis.UniversalClient
+	mu    sync.Mutex
+	busy  bool // a call or a pipeline is in flight
+	queue []*pipeCall
+}
+
+type pipeCall struct {
+	cmd *redis.Cmd
+	// wake says the call is done (nil) or hands its goroutine the batch to send, itself first.
+	wake chan []*pipeCall
+}
+
+// run runs script like Script.Run: EVALSHA, and EVAL when Redis does not know the script yet.
+func (p *scriptPipe) run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
+	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
+	cmdArgs = append(cmdArgs, "evalsha", script.Hash(), len(keys))
+	for _, k := range keys {
+		cmdArgs = append(cmdArgs, k)
+	}
+	cmd := redis.NewCmd(ctx, append(cmdArgs, args...)...)
+	p.mu.Lock()
+	if !p.busy {
+		p.busy = true
+		p.mu.Unlock()
+		p.send(ctx, []*pipeCall{{cmd: cmd}})
+	} else {
+		c := &pipeCall{cmd: cmd, wake: make(chan []*pipeCall, 1)}
+		p.queue = append(p.queue, c)
+		p.mu.Unlock()
+		if batch := <-c.wake; batch != nil {
+			p.send(ctx, batch)
+		}
+	}
+	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		return script.Run(ctx, p.rdb, keys, args...)
+	}
+	return cmd
+}
+
+// send sends batch, whose first call is the caller's, wakes the others and hands the queue on.
+func (p *scriptPipe) send(ctx context.Context, batch []*pipeCall) {
+	if len(batch) == 1 {
+		_ = p.rdb.Process(ctx, batch[0].cmd)
+	} else {
+		pipe := p.rdb.Pipeline()
+		for _, c := range batch {
+			_ = pipe.Process(ctx, c.cmd)
+		}
+		// The batch carries other callers' commands: this caller giving up must not fail them.
+		_, _ = pipe.Exec(context.WithoutCancel(ctx))
+	}
+	for _, c := range batch[1:] {
+		c.wake <- nil
+	}
+	p.mu.Lock()
+	next := p.queue
+	p.queue = nil
+	if len(next) == 0 {
+		p.busy = false
+	}
+	p.mu.Unlock()
+	if len(next) > 0 {
+		next[0].wake <- next
+	}
 }
 
 // FlushStats says what one Flush moved to the warm store.
@@ -85,7 +162,7 @@ func (l *RedisLog) Append(ctx context.Context, m Message) (Message, bool, error)
 	keys := []string{l.key(m.ConversationID, "seq"), l.key(m.ConversationID, "dedupe"), l.key(m.ConversationID, "log"), l.dirtyKey()}
 	// One retry is enough: the counter exists after a re-seed unless the keys are wiped again meanwhile.
 	for attempt := 0; attempt < 2; attempt++ {
-		res, err := appendScript.Run(ctx, l.rdb, keys, m.ClientMsgID, head, tail, m.ConversationID).Slice()
+		res, err := l.scripts.run(ctx, appendScript, keys, m.ClientMsgID, head, tail, m.ConversationID).Slice()
 		if err != nil {
 			return Message{}, false, unavailable(err, "append message to hot log")
 		}
@@ -301,6 +378,10 @@ func (l *RedisLog) LastSeq(ctx context.Context, conversationID int64) (int64, er
 // A warm row with the same seq and another client_msg_id is never overwritten: it is counted in the
 // stats and in Conflicts. When the warm store fails, Flush returns EUNAVAILABLE and leaves the
 // failed batch's Redis state as it was, so a later Flush retries it.
+//
+// Dirty conversations are flushed together, up to 100 at a time: one pipelined round trip reads
+// their markers, one their messages, one insert writes them all and one round trip advances the
+// markers, instead of three round trips and an insert per conversation.
 func (l *RedisLog) Flush(ctx context.Context, maxMessages int) (FlushStats, error) {
 	var stats FlushStats
 	budget := maxMessages
@@ -309,77 +390,160 @@ func (l *RedisLog) Flush(ctx context.Context, maxMessages int) (FlushStats, erro
 	}
 	var cursor uint64
 	for {
-		ids, next, err := l.rdb.SScan(ctx, l.dirtyKey(), cursor, "", 100).Result()
+		members, next, err := l.rdb.SScan(ctx, l.dirtyKey(), cursor, "", 100).Result()
 		if err != nil {
 			return stats, unavailable(err, "scan dirty conversations")
 		}
-		for _, s := range ids {
-			if budget <= 0 {
-				return stats, nil
-			}
+		ids := make([]int64, 0, len(members))
+		for _, s := range members {
 			id, err := strconv.ParseInt(s, 10, 64)
 			if err != nil {
 				return stats, Errorf(EINTERNAL, "dirty set holds %q, not a conversation id", s)
 			}
-			moved, conflicts, err := l.flushConversation(ctx, id, budget)
-			stats.Messages += moved
-			stats.Conflicts += conflicts
-			if moved > 0 {
-				stats.Conversations++
-			}
-			budget -= moved
-			if err != nil {
-				return stats, err
+			if !slices.Contains(ids, id) { // SSCAN may return a member twice
+				ids = append(ids, id)
 			}
 		}
-		if next == 0 || budget <= 0 {
-			return stats, nil
+		if err := l.flushConversations(ctx, ids, &budget, &stats); err != nil || budget <= 0 || next == 0 {
+			return stats, err
 		}
 		cursor = next
 	}
 }
 
-// flushConversation copies one conversation's unflushed messages to the warm store, batch by batch,
+// flushing is one conversation's part of a flush round.
+type flushing struct {
+	id      int64
+	flushed int64 // the marker: highest seq known to be warm
+	msgs    []Message
+	moved   int
+}
+
+// flushConversations copies the conversations' unflushed messages to the warm store, round by round,
 // until none is left or the budget is spent.
-func (l *RedisLog) flushConversation(ctx context.Context, conversationID int64, budget int) (moved, conflicts int, err error) {
-	flushedKey, logKey := l.key(conversationID, "flushed"), l.key(conversationID, "log")
-	done := []string{flushedKey, logKey, l.dirtyKey()}
-	for budget > 0 {
-		flushed, err := l.rdb.Get(ctx, flushedKey).Int64()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return moved, conflicts, unavailable(err, "read flushed seq")
+func (l *RedisLog) flushConversations(ctx context.Context, ids []int64, budget *int, stats *FlushStats) error {
+	convs := make([]*flushing, len(ids))
+	for i, id := range ids {
+		convs[i] = &flushing{id: id}
+	}
+	for len(convs) > 0 && *budget > 0 {
+		// Pages of a fair share of the budget: a backlog is read about a budget at a time, and a
+		// conversation whose page came back full goes round again.
+		n := min(flushBatch, max(1, (*budget+len(convs)-1)/len(convs)))
+		if err := l.readUnflushed(ctx, convs, n); err != nil {
+			return err
 		}
-		n := min(budget, flushBatch)
-		members, err := l.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: logKey, Start: "(" + strconv.FormatInt(flushed, 10), Stop: "+inf", ByScore: true, Count: int64(n)}).Result()
-		if err != nil {
-			return moved, conflicts, unavailable(err, "read hot messages to flush")
-		}
-		msgs, err := decodeMessages(members)
-		if err != nil {
-			return moved, conflicts, err
+		// Within the budget, in order; what does not fit waits for the next flush.
+		var msgs []Message
+		room := *budget
+		for _, c := range convs {
+			if len(c.msgs) > room {
+				c.msgs = c.msgs[:room]
+			}
+			room -= len(c.msgs)
+			msgs = append(msgs, c.msgs...)
 		}
 		if len(msgs) > 0 {
 			bad, err := l.warm.Insert(ctx, msgs)
 			if err != nil {
-				return moved, conflicts, err
+				return err
 			}
 			// A conflict is counted once and the marker still advances past it: retrying cannot
 			// resolve it, and re-counting it on every flush would make the alarm meaningless.
-			conflicts += len(bad)
+			stats.Conflicts += len(bad)
 			l.conflicts.Add(int64(len(bad)))
-			moved += len(msgs)
-			budget -= len(msgs)
-			flushed = msgs[len(msgs)-1].Seq
+			stats.Messages += len(msgs)
+			*budget -= len(msgs)
 		}
-		clean, err := flushedScript.Run(ctx, l.rdb, done, flushed, conversationID).Int()
+		for _, c := range convs {
+			if len(c.msgs) > 0 {
+				if c.moved == 0 {
+					stats.Conversations++
+				}
+				c.moved += len(c.msgs)
+				c.flushed = c.msgs[len(c.msgs)-1].Seq
+			}
+		}
+		clean, err := l.markFlushed(ctx, convs)
 		if err != nil {
-			return moved, conflicts, unavailable(err, "advance flushed seq")
+			return err
 		}
-		if clean == 1 || len(msgs) == 0 {
-			break
+		// A conversation goes round again only when this round read a full page: more was waiting.
+		// What came in meanwhile keeps it dirty for the next flush, which then moves it in bulk.
+		more := convs[:0]
+		for i, c := range convs {
+			if !clean[i] && len(c.msgs) == n {
+				more = append(more, c)
+			}
+		}
+		convs = more
+	}
+	return nil
+}
+
+// readUnflushed reads each conversation's marker and up to n messages above it, in two pipelined
+// round trips.
+func (l *RedisLog) readUnflushed(ctx context.Context, convs []*flushing, n int) error {
+	markers := make([]*redis.StringCmd, len(convs))
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range convs {
+			markers[i] = p.Get(ctx, l.key(c.id, "flushed"))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return unavailable(err, "read flushed seq")
+	}
+	pages := make([]*redis.StringSliceCmd, len(convs))
+	_, err = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range convs {
+			flushed, err := markers[i].Int64()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return unavailable(err, "read flushed seq")
+			}
+			c.flushed = flushed
+			pages[i] = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: l.key(c.id, "log"), Start: "(" + strconv.FormatInt(flushed, 10), Stop: "+inf", ByScore: true, Count: int64(n)})
+		}
+		return nil
+	})
+	if err != nil {
+		return unavailable(err, "read hot messages to flush")
+	}
+	for i, c := range convs {
+		if c.msgs, err = decodeMessages(pages[i].Val()); err != nil {
+			return err
 		}
 	}
-	return moved, conflicts, nil
+	return nil
+}
+
+// markFlushed advances every conversation's marker in one pipelined round trip and says which of them
+// have nothing newer left and left the dirty set.
+func (l *RedisLog) markFlushed(ctx context.Context, convs []*flushing) ([]bool, error) {
+	cmds := make([]*redis.Cmd, len(convs))
+	_, _ = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range convs {
+			cmds[i] = flushedScript.EvalSha(ctx, p, l.flushedKeys(c.id), c.flushed, c.id)
+		}
+		return nil
+	})
+	clean := make([]bool, len(convs))
+	for i, c := range convs {
+		cmd := cmds[i]
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			cmd = flushedScript.Run(ctx, l.rdb, l.flushedKeys(c.id), c.flushed, c.id)
+		}
+		n, err := cmd.Int()
+		if err != nil {
+			return nil, unavailable(err, "advance flushed seq")
+		}
+		clean[i] = n == 1
+	}
+	return clean, nil
+}
+
+func (l *RedisLog) flushedKeys(conversationID int64) []string {
+	return []string{l.key(conversationID, "flushed"), l.key(conversationID, "log"), l.dirtyKey()}
 }
 
 // Conflicts returns how many hot messages found a different warm row under their seq since start.

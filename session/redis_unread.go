@@ -24,13 +24,14 @@ var (
 // read seq (r:<id>), and the reader's total. Each change is one Lua script over that hash, so the
 // total always equals the sum of the counts.
 type RedisUnread struct {
-	rdb    redis.UniversalClient
-	prefix string
+	rdb     redis.UniversalClient
+	scripts *scriptPipe
+	prefix  string
 }
 
 // NewRedisUnread returns unread counters in rdb under prefix.
 func NewRedisUnread(rdb redis.UniversalClient, prefix string) *RedisUnread {
-	return &RedisUnread{rdb: rdb, prefix: prefix}
+	return &RedisUnread{rdb: rdb, scripts: &scriptPipe{rdb: rdb}, prefix: prefix}
 }
 
 func (u *RedisUnread) key(reader string) string { return u.prefix + "{u:" + reader + "}" }
@@ -47,7 +48,7 @@ func (u *RedisUnread) Read(ctx context.Context, reader string, conversationID, s
 }
 
 func (u *RedisUnread) run(ctx context.Context, s *redis.Script, reader string, conversationID, seq int64) (UnreadCount, error) {
-	res, err := s.Run(ctx, u.rdb, []string{u.key(reader)}, conversationID, seq).Int64Slice()
+	res, err := u.scripts.run(ctx, s, []string{u.key(reader)}, conversationID, seq).Int64Slice()
 	if err != nil {
 		return UnreadCount{}, unavailable(err, "update unread counters")
 	}

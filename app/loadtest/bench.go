@@ -353,7 +353,8 @@ func load(ctx context.Context, o options, r *run, devices []*device) {
 		case <-runCtx.Done():
 			waiting = false
 		case <-progress.C:
-			r.log.printf("%5.1fs sent=%d acked=%d delivered=%d", time.Since(start).Seconds(), r.sent.Load(), r.acked.Load(), r.delivered.Load())
+			r.log.printf("%5.1fs sent=%d acked=%d delivered=%d ack_p99_ms<=%g over the last %s", time.Since(start).Seconds(),
+				r.sent.Load(), r.acked.Load(), r.delivered.Load(), r.recentAcks.takeP99().Seconds()*1000, progressEvery)
 		}
 	}
 	senders.Wait()

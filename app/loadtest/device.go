@@ -61,8 +61,10 @@ type run struct {
 
 	sent, acked, failed, rejected, delivered atomic.Int64
 	errorLines                               atomic.Int64
-	readers                                  sync.WaitGroup
-	closing                                  atomic.Bool
+	// recentAcks feeds the progress lines; the summary uses the devices' exact records.
+	recentAcks latencyHistogram
+	readers    sync.WaitGroup
+	closing    atomic.Bool
 }
 
 type pair struct{ buyer, agent int }
@@ -303,9 +305,12 @@ func (d *device) handle(data []byte, f *frame) {
 		return
 	}
 	*f = frame{}
-	if err := json.Unmarshal(data, f); err != nil {
-		d.badFrames++
-		return
+	if !parseFrame(data, f) {
+		*f = frame{}
+		if err := json.Unmarshal(data, f); err != nil {
+			d.badFrames++
+			return
+		}
 	}
 	r := d.run
 	switch f.Type {
@@ -321,7 +326,9 @@ func (d *device) handle(data []byte, f *frame) {
 		if !ok {
 			return
 		}
-		d.ackLat = append(d.ackLat, time.Since(r.base)-id.sentAt)
+		lat := time.Since(r.base) - id.sentAt
+		d.ackLat = append(d.ackLat, lat)
+		r.recentAcks.add(lat)
 		d.expect = append(d.expect, expected{device: d.peer(f.ConversationID), conv: f.ConversationID, seq: f.Seq})
 		if f.Dup {
 			d.dupAcks++

@@ -3,7 +3,9 @@ package loadtest
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -125,4 +127,36 @@ func (s summary) String() string {
 // ok is the pass condition of the summary line: nothing lost, nothing twice, every send acked.
 func (s summary) ok() bool {
 	return s.lost == 0 && s.dup == 0 && s.acked == s.sent
+}
+
+// latencyHistogram counts latencies in power-of-two buckets of microseconds, from any goroutine, so
+// that the progress lines can say how the run goes; takeP99 reads and resets it.
+type latencyHistogram struct {
+	buckets [40]atomic.Int64 // bucket i: below 2^i µs
+}
+
+func (h *latencyHistogram) add(d time.Duration) {
+	us := uint64(max(d.Microseconds(), 0))
+	h.buckets[min(bits.Len64(us), len(h.buckets)-1)].Add(1)
+}
+
+// takeP99 returns the upper bound of the bucket holding the 99th percentile of what was added since
+// the last call (0 when nothing was), and starts over.
+func (h *latencyHistogram) takeP99() time.Duration {
+	var counts [len(h.buckets)]int64
+	var total int64
+	for i := range h.buckets {
+		counts[i] = h.buckets[i].Swap(0)
+		total += counts[i]
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := int64(math.Ceil(0.99 * float64(total)))
+	for i, n := range counts {
+		if rank -= n; rank <= 0 {
+			return time.Duration(1<<i) * time.Microsecond
+		}
+	}
+	return time.Duration(1<<(len(counts)-1)) * time.Microsecond
 }

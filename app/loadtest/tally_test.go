@@ -150,3 +150,23 @@ func TestOptions(t *testing.T) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestLatencyHistogramP99(t *testing.T) {
+	var h latencyHistogram
+	if got := h.takeP99(); got != 0 {
+		t.Fatalf("empty: %v", got)
+	}
+	for range 990 {
+		h.add(3 * time.Millisecond) // bucket below 4,096 µs
+	}
+	for range 10 {
+		h.add(100 * time.Millisecond) // bucket below 131,072 µs
+	}
+	if got := h.takeP99(); got != 4096*time.Microsecond {
+		t.Fatalf("p99 of 990 fast and 10 slow: %v", got)
+	}
+	h.add(100 * time.Millisecond)
+	if got := h.takeP99(); got != 131072*time.Microsecond {
+		t.Fatalf("after a reset, one slow: %v", got)
+	}
+}
