@@ -31,6 +31,11 @@ func TestConversationFlow(t *testing.T) {
 		if ack.Type != "ack" || ack.Seq != 1 || ack.Dup {
 			t.Fatalf("first ack: %+v", ack)
 		}
+		// The sending device gets no echo of its message, but does see the session it opened.
+		if f := b.expect("session", nil); f.Session.State != session.StateQueued {
+			t.Fatalf("sending device: session frame %+v", f.Session)
+		}
+		b.none("message", func(f frame) bool { return f.Seq == 1 }, 100*time.Millisecond)
 		if m := b2.expect("message", nil).msg(t); m.Seq != 1 || m.Body.Text != "is the teapot in stock?" {
 			t.Fatalf("other device got %+v", m)
 		}

@@ -105,7 +105,7 @@ func TestThreeNodes(t *testing.T) {
 	b2.sendText(conv2, "e1", "where is my parcel?")
 	s2 := liveSession(t, n3.URL(), shop.manager, conv2)
 	assign(t, n3.URL(), shop.manager, s2.ID, ag.id)
-	if f := b2.expect("session", func(f frame) bool { return f.Session.ID == s2.ID }); f.Session.State != session.StateOpen || f.Session.AgentID != ag.id {
+	if f := b2.expect("session", func(f frame) bool { return f.Session.ID == s2.ID && f.Session.State == session.StateOpen }); f.Session.AgentID != ag.id {
 		t.Fatalf("buyer's session event: %+v", f.Session)
 	}
 	b2.expect("message", func(f frame) bool { return f.Seq == 2 && f.msg(t).Body.Event == "assigned" })

@@ -98,7 +98,14 @@ func (h *Hub) Push(ctx context.Context, to []session.Party, ev session.Event) {
 	for i, p := range to {
 		keys[i] = p.Key()
 	}
-	h.deliverLocal(keys, data, originOf(ctx))
+	// Only the message a device sent itself is not echoed to it (it has its ack); every other event
+	// the frame caused, such as the session it opened or a system notice, reaches it too.
+	var skip *wsConn
+	if origin := originOf(ctx); origin != nil && ev.Type == session.EventMessage && ev.Message != nil &&
+		ev.Message.Sender().Key() == origin.key {
+		skip = origin
+	}
+	h.deliverLocal(keys, data, skip)
 	if h.bus == nil {
 		return
 	}

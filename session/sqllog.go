@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -110,27 +111,42 @@ func (l *SQLLog) Insert(ctx context.Context, msgs []Message) (conflicts []Messag
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	db := l.db.WithContext(ctx)
-	res := db.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(msgs, 500)
-	if res.Error != nil {
-		return nil, unavailable(res.Error, "insert messages")
+	var inserted int64
+	// One transaction for the rows and the conversations' counters: one commit, so one disk flush,
+	// per flush batch instead of one per conversation.
+	err = l.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(msgs, 500)
+		if res.Error != nil {
+			return res.Error
+		}
+		inserted = res.RowsAffected
+		last := map[int64]Message{}
+		for _, m := range msgs {
+			if m.Seq > last[m.ConversationID].Seq {
+				last[m.ConversationID] = m
+			}
+		}
+		convs := make([]int64, 0, len(last))
+		for conv := range last {
+			convs = append(convs, conv)
+		}
+		slices.Sort(convs) // one lock order for every flusher, so concurrent flushes cannot deadlock
+		for _, conv := range convs {
+			m := last[conv]
+			err := tx.Model(&Conversation{}).Where("id = ? AND last_seq < ?", conv, m.Seq).
+				Updates(map[string]any{"last_seq": m.Seq, "updated_at": m.CreatedAt}).Error
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable(err, "insert messages")
 	}
-	if res.RowsAffected < int64(len(msgs)) {
+	if inserted < int64(len(msgs)) {
 		if conflicts, err = l.conflicting(ctx, msgs); err != nil {
 			return nil, err
-		}
-	}
-	last := map[int64]Message{}
-	for _, m := range msgs {
-		if m.Seq > last[m.ConversationID].Seq {
-			last[m.ConversationID] = m
-		}
-	}
-	for conv, m := range last {
-		err := db.Model(&Conversation{}).Where("id = ? AND last_seq < ?", conv, m.Seq).
-			Updates(map[string]any{"last_seq": m.Seq, "updated_at": m.CreatedAt}).Error
-		if err != nil {
-			return nil, unavailable(err, "advance conversation seq")
 		}
 	}
 	return conflicts, nil
