@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -312,6 +313,8 @@ func TestReconnectSync(t *testing.T) {
 // frame type does not decode (a reconnect's reason) can be checked.
 type shutdownDevice struct {
 	frames chan map[string]any
+	// closeCode is the status of the server's close frame (1006 when it sent none); set before frames closes.
+	closeCode int
 }
 
 func dialShutdownDevice(t *testing.T, base string, a authz) *shutdownDevice {
@@ -329,6 +332,11 @@ func dialShutdownDevice(t *testing.T, base string, a authz) *shutdownDevice {
 		for {
 			_, data, err := ws.ReadMessage()
 			if err != nil {
+				d.closeCode = websocket.CloseAbnormalClosure
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					d.closeCode = ce.Code
+				}
 				return
 			}
 			var m map[string]any
@@ -434,6 +442,9 @@ func TestGracefulShutdown(t *testing.T) {
 			}
 			if f := d.next(t); f != nil {
 				t.Fatalf("device %d: frame after the reconnect: %v", i, f)
+			}
+			if d.closeCode != websocket.CloseGoingAway {
+				t.Fatalf("device %d: close status %d, want 1001 (going away)", i, d.closeCode)
 			}
 		}
 

@@ -464,6 +464,7 @@ func (c *wsConn) writeLoop() {
 			closing := c.closing
 			c.mu.Unlock()
 			if closing {
+				c.writeGoingAway()
 				c.close()
 			}
 			return
@@ -526,6 +527,16 @@ func appendTextFrame(buf, payload []byte) []byte {
 		buf = binary.BigEndian.AppendUint64(buf, uint64(n))
 	}
 	return append(buf, payload...)
+}
+
+// goingAway is a close frame with status 1001 ("going away"), so clients see a clean close.
+var goingAway = []byte{0x80 | websocket.CloseMessage, 2, 0x03, 0xe9}
+
+// writeGoingAway ends the WebSocket with a close frame; only the write loop calls it, as the last write.
+func (c *wsConn) writeGoingAway() {
+	conn := c.ws.NetConn()
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = conn.Write(goingAway)
 }
 
 // closeWith abandons queued frames, writes frame as the last one and closes the connection.
