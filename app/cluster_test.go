@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"net/http"
@@ -171,12 +170,7 @@ func TestDrainingNodeLeavesGateway(t *testing.T) {
 	waitGateway(t, nb.URL(), idA)
 
 	finish := holdRequest(t, na.URL(), buyer)
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		done <- na.Shutdown(ctx)
-	}()
+	waitShutdown := shutdownInBackground(t, na)
 	waitGateway(t, nb.URL(), idB) // a deregistered itself
 
 	// Over more than two heartbeat periods of a's drain, the gateway must never offer a again.
@@ -191,14 +185,7 @@ func TestDrainingNodeLeavesGateway(t *testing.T) {
 	if st := finish(); st != http.StatusOK {
 		t.Fatalf("the in-flight request: %d", st)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Shutdown: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Shutdown did not return")
-	}
+	waitShutdown()
 }
 
 // dialError is the error a device gets connecting to base.

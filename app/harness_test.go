@@ -313,7 +313,13 @@ func (c *wsClient) sendRaw(data string) {
 // expect returns the first frame of type typ matching match (nil matches any), waiting up to 10 s.
 func (c *wsClient) expect(typ string, match func(frame) bool) frame {
 	c.t.Helper()
-	ok := func(f frame) bool { return f.Type == typ && (match == nil || match(f)) }
+	return c.await(fmt.Sprintf("%q frame", typ), func(f frame) bool { return f.Type == typ && (match == nil || match(f)) })
+}
+
+// await returns the first frame, from the backlog or the connection, for which ok holds, keeping the
+// others in the backlog; it fails the test after 10 s or when the connection closes.
+func (c *wsClient) await(what string, ok func(frame) bool) frame {
+	c.t.Helper()
 	for i, f := range c.backlog {
 		if ok(f) {
 			c.backlog = append(c.backlog[:i:i], c.backlog[i+1:]...)
@@ -325,14 +331,14 @@ func (c *wsClient) expect(typ string, match func(frame) bool) frame {
 		select {
 		case f, open := <-c.frames:
 			if !open {
-				c.t.Fatalf("connection closed while waiting for %q", typ)
+				c.t.Fatalf("connection closed while waiting for %s", what)
 			}
 			if ok(f) {
 				return f
 			}
 			c.backlog = append(c.backlog, f)
 		case <-timeout:
-			c.t.Fatalf("no %q frame within 10s; backlog: %+v", typ, c.backlog)
+			c.t.Fatalf("no %s within 10s; backlog: %+v", what, c.backlog)
 		}
 	}
 }
@@ -381,32 +387,10 @@ func (c *wsClient) sendText(conv int64, cid, text string) frame {
 	return c.reply(ref)
 }
 
-// reply waits for the ack, ok, messages or error frame answering ref.
+// reply waits for the ack, ok, messages, pong or error frame answering ref.
 func (c *wsClient) reply(ref string) frame {
 	c.t.Helper()
-	for _, typ := range []string{"ack", "ok", "messages", "error", "pong"} {
-		for i, f := range c.backlog {
-			if f.Type == typ && f.Ref == ref {
-				c.backlog = append(c.backlog[:i:i], c.backlog[i+1:]...)
-				return f
-			}
-		}
-	}
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case f, open := <-c.frames:
-			if !open {
-				c.t.Fatalf("connection closed while waiting for a reply to %s", ref)
-			}
-			if f.Ref == ref && f.Type != "message" {
-				return f
-			}
-			c.backlog = append(c.backlog, f)
-		case <-timeout:
-			c.t.Fatalf("no reply to %s within 10s", ref)
-		}
-	}
+	return c.await("a reply to "+ref, func(f frame) bool { return f.Ref == ref && f.Type != "message" })
 }
 
 // request sends a frame with a fresh ref and returns the reply.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/shopdesk/shopdesk/app"
 	"github.com/shopdesk/shopdesk/migrations/testdb"
 	"github.com/shopdesk/shopdesk/session"
 )
@@ -428,12 +429,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 		// An in-flight request holds the node in its draining phase until the test has looked at it.
 		finish := holdRequest(t, base, buyer)
-		done := make(chan error, 1)
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			done <- node.Shutdown(ctx)
-		}()
+		waitShutdown := shutdownInBackground(t, node)
 
 		for i, d := range devices {
 			f := d.next(t)
@@ -469,14 +465,7 @@ func TestGracefulShutdown(t *testing.T) {
 		if st := finish(); st != http.StatusOK {
 			t.Fatalf("the in-flight request was not finished: %d", st)
 		}
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("Shutdown: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Fatal("Shutdown did not return")
-		}
+		waitShutdown()
 		if _, _, err := dialRaw(base, buyer); err == nil {
 			t.Fatal("a stopped node accepted a device")
 		}
@@ -696,6 +685,28 @@ func TestImageMessageBlobMustBeTheShops(t *testing.T) {
 			"body": map[string]any{"type": "image", "blob_key": key, "name": "x.png", "mime": "image/png", "size": 10}})
 		if ack.Type != "error" || (ack.Code != "EINVALID" && ack.Code != "ENOTFOUND") {
 			t.Errorf("image message with %s (%s): want an EINVALID or ENOTFOUND error, got %s seq %d", name, key, ack.Type, ack.Seq)
+		}
+	}
+}
+
+// shutdownInBackground starts node.Shutdown and returns a function that waits for it to return
+// without error, failing the test after 15 s.
+func shutdownInBackground(t *testing.T, node *app.App) (wait func()) {
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		done <- node.Shutdown(ctx)
+	}()
+	return func() {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("Shutdown did not return")
 		}
 	}
 }

@@ -277,23 +277,12 @@ func (l *RedisLog) After(ctx context.Context, conversationID, after int64, limit
 	if limit == 0 {
 		return nil, nil
 	}
-	logKey := l.key(conversationID, "log")
-	var lowest *redis.ZSliceCmd
-	var page *redis.StringSliceCmd
 	// Hot is read before warm: a trim between the two reads only removes messages already warm.
-	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		lowest = p.ZRangeWithScores(ctx, logKey, 0, 0)
-		page = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: logKey, Start: "(" + strconv.FormatInt(after, 10), Stop: "+inf", ByScore: true, Count: int64(limit)})
-		return nil
-	})
-	if err != nil {
-		return nil, unavailable(err, "read hot messages")
-	}
-	hot, err := decodeMessages(page.Val())
+	hot, hotMin, inHot, err := l.hotPage(ctx, conversationID, redis.ZRangeArgs{
+		Start: "(" + strconv.FormatInt(after, 10), Stop: "+inf", ByScore: true, Count: int64(limit)})
 	if err != nil {
 		return nil, err
 	}
-	hotMin, inHot := lowestSeq(lowest.Val())
 	if inHot && hotMin <= after+1 {
 		return hot, nil
 	}
@@ -319,24 +308,35 @@ func (l *RedisLog) After(ctx context.Context, conversationID, after int64, limit
 	return out, nil
 }
 
+// hotPage reads, in one round trip, a page of the hot log selected by args (Key is filled in) and the
+// lowest seq the hot log still holds (inHot false when it holds none).
+func (l *RedisLog) hotPage(ctx context.Context, conversationID int64, args redis.ZRangeArgs) (page []Message, hotMin int64, inHot bool, err error) {
+	args.Key = l.key(conversationID, "log")
+	var lowest *redis.ZSliceCmd
+	var raw *redis.StringSliceCmd
+	_, err = l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		lowest = p.ZRangeWithScores(ctx, args.Key, 0, 0)
+		raw = p.ZRangeArgs(ctx, args)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, false, unavailable(err, "read hot messages")
+	}
+	if page, err = decodeMessages(raw.Val()); err != nil {
+		return nil, 0, false, err
+	}
+	hotMin, inHot = lowestSeq(lowest.Val())
+	return page, hotMin, inHot, nil
+}
+
 // Before returns up to limit messages with seq < before (the newest of them), in seq order, from the
 // hot log and, below what it holds, from the warm store.
 func (l *RedisLog) Before(ctx context.Context, conversationID, before int64, limit int) ([]Message, error) {
 	if limit == 0 {
 		return nil, nil
 	}
-	logKey := l.key(conversationID, "log")
-	var lowest *redis.ZSliceCmd
-	var page *redis.StringSliceCmd
-	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		lowest = p.ZRangeWithScores(ctx, logKey, 0, 0)
-		page = p.ZRangeArgs(ctx, redis.ZRangeArgs{Key: logKey, Start: "(" + strconv.FormatInt(before, 10), Stop: "-inf", ByScore: true, Rev: true, Count: int64(limit)})
-		return nil
-	})
-	if err != nil {
-		return nil, unavailable(err, "read hot messages")
-	}
-	hot, err := decodeMessages(page.Val())
+	hot, hotMin, inHot, err := l.hotPage(ctx, conversationID, redis.ZRangeArgs{
+		Start: "(" + strconv.FormatInt(before, 10), Stop: "-inf", ByScore: true, Rev: true, Count: int64(limit)})
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +347,7 @@ func (l *RedisLog) Before(ctx context.Context, conversationID, before int64, lim
 		return hot, nil
 	}
 	bound := before
-	if hotMin, ok := lowestSeq(lowest.Val()); ok && hotMin < bound {
+	if inHot && hotMin < bound {
 		bound = hotMin
 	}
 	if bound <= 1 {
