@@ -1,6 +1,8 @@
-// Package archive owns object storage (the cold tier and uploaded files) and, in later work, the
-// Store Scheduler that moves history hot → warm → cold, the cold-history reader and search.
+// Package archive owns object storage (the cold tier and uploaded files), the Store Scheduler that
+// runs the jobs moving history hot → warm → cold, the cold segment format with its manifest, the job
+// that archives warm messages into segments, and the reader of cold history.
 //
-// Invariant: a blob key names exactly one immutable object; keys are made by the caller, never
-// derived from user-supplied file names.
+// Invariants: a blob key names exactly one object and is made by the caller, never derived from
+// user-supplied file names; a warm message is deleted only after the segment holding it has been read
+// back, verified and recorded in the manifest, by a job that still holds its lease.
 package archive
