@@ -1,0 +1,89 @@
+package session
+
+import (
+	"context"
+	"time"
+)
+
+// MessageKey names one message: (conversation, seq).
+type MessageKey struct {
+	ConversationID int64 `json:"conversation_id"`
+	Seq            int64 `json:"seq"`
+}
+
+// ShopsWithMessagesBefore returns the shops that have warm messages created before t, in id order:
+// the candidates of the archive job.
+func (l *SQLLog) ShopsWithMessagesBefore(ctx context.Context, t time.Time) ([]int64, error) {
+	var ids []int64
+	err := l.db.WithContext(ctx).Model(&Message{}).Distinct("shop_id").Where("created_at < ?", t.UTC()).
+		Order("shop_id").Pluck("shop_id", &ids).Error
+	return ids, unavailable(err, "list shops with old messages")
+}
+
+// OldestMessageTime returns when the shop's oldest warm message was created; ok is false when the
+// shop has none.
+func (l *SQLLog) OldestMessageTime(ctx context.Context, shopID int64) (t time.Time, ok bool, err error) {
+	var m Message
+	res := l.db.WithContext(ctx).Where("shop_id = ?", shopID).Order("created_at").Limit(1).Find(&m)
+	if res.Error != nil {
+		return time.Time{}, false, unavailable(res.Error, "read oldest message")
+	}
+	if res.RowsAffected == 0 {
+		return time.Time{}, false, nil
+	}
+	return m.CreatedAt.UTC(), true, nil
+}
+
+// MessagesBetween returns up to limit of the shop's warm messages created in [from, to), in
+// (conversation, seq) order: the same rows in the same order every time the range is unchanged.
+func (l *SQLLog) MessagesBetween(ctx context.Context, shopID int64, from, to time.Time, limit int) ([]Message, error) {
+	if limit <= 0 {
+		return nil, Errorf(EINVALID, "limit %d: want a positive number", limit)
+	}
+	var out []Message
+	err := l.db.WithContext(ctx).Where("shop_id = ? AND created_at >= ? AND created_at < ?", shopID, from.UTC(), to.UTC()).
+		Order("conversation_id, seq").Limit(limit).Find(&out).Error
+	return out, unavailable(err, "read messages to archive")
+}
+
+// DeleteMessages deletes the given messages from the warm store, the last step of moving them to the
+// cold tier, and returns how many rows it removed; keys already gone are not an error.
+func (l *SQLLog) DeleteMessages(ctx context.Context, keys []MessageKey) (int64, error) {
+	byConv := map[int64][]int64{}
+	var order []int64
+	for _, k := range keys {
+		if _, seen := byConv[k.ConversationID]; !seen {
+			order = append(order, k.ConversationID)
+		}
+		byConv[k.ConversationID] = append(byConv[k.ConversationID], k.Seq)
+	}
+	var deleted int64
+	for _, conv := range order {
+		seqs := byConv[conv]
+		for len(seqs) > 0 {
+			n := min(len(seqs), 500)
+			res := l.db.WithContext(ctx).Where("conversation_id = ? AND seq IN ?", conv, seqs[:n]).Delete(&Message{})
+			if res.Error != nil {
+				return deleted, unavailable(res.Error, "delete archived messages")
+			}
+			deleted += res.RowsAffected
+			seqs = seqs[n:]
+		}
+	}
+	return deleted, nil
+}
+
+// WarmFloor returns the lowest seq of the conversation still in the warm store, 0 when it has none
+// there: history below it is in the cold tier.
+func (l *SQLLog) WarmFloor(ctx context.Context, conversationID int64) (int64, error) {
+	var floor *int64
+	err := l.db.WithContext(ctx).Model(&Message{}).Where("conversation_id = ?", conversationID).
+		Select("MIN(seq)").Scan(&floor).Error
+	if err != nil {
+		return 0, unavailable(err, "read warm floor")
+	}
+	if floor == nil {
+		return 0, nil
+	}
+	return *floor, nil
+}
