@@ -26,6 +26,7 @@ import (
 	"github.com/shopdesk/shopdesk/agent"
 	"github.com/shopdesk/shopdesk/archive"
 	"github.com/shopdesk/shopdesk/migrations"
+	"github.com/shopdesk/shopdesk/routing"
 	"github.com/shopdesk/shopdesk/session"
 )
 
@@ -40,6 +41,8 @@ type App struct {
 	agents   *agent.Service
 	sessions *session.Service
 	presence agent.Presence
+	routing  *routing.Engine
+	queued   *queueNotifier
 	hotLog   *session.RedisLog
 	blobs    archive.Blobs
 	hub      *Hub
@@ -118,6 +121,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	} else {
 		a.sessions.Log = session.NewSQLLog(a.db)
 		a.sessions.Unread = session.NewSQLUnread(a.db)
+	}
+	if err := a.wireRouting(); err != nil {
+		a.closeBackends()
+		return nil, err
 	}
 	if cfg.Demo {
 		if err := a.seedDemo(ctx); err != nil {
@@ -330,6 +337,7 @@ func (a *App) loops(ctx context.Context) {
 	if a.hotLog != nil {
 		a.every(ctx, a.cfg.FlushInterval, func(ctx context.Context) { a.flush(ctx) })
 	}
+	a.startRouting(ctx)
 	a.every(ctx, sweepEvery(a.cfg.PresenceTimeout), a.sweepPresence)
 	a.every(ctx, sweepEvery(a.cfg.SessionIdle), a.sweepIdle)
 }
@@ -389,6 +397,7 @@ func (a *App) sweepPresence(ctx context.Context) {
 			continue
 		}
 		a.metrics.presenceSwept.Inc()
+		a.agentStatusChanged(ctx, b.ShopID, b.StaffID, agent.StatusOffline)
 		a.log.Info("agent heartbeat timed out", "shop", b.ShopID, "staff", b.StaffID, "was", prev)
 		a.hub.Push(ctx, []session.Party{session.StaffParty(b.StaffID)}, session.Event{Type: "status", Status: string(agent.StatusOffline), Note: "heartbeat timeout"})
 	}
@@ -438,6 +447,7 @@ func (a *App) setStatus(ctx context.Context, id *identity, st agent.Status) (age
 		a.beat(ctx, id)
 	}
 	a.hub.Push(ctx, []session.Party{id.caller.Party}, session.Event{Type: "status", Status: string(st)})
+	a.agentStatusChanged(ctx, id.shop.ID, id.staff.ID, st)
 	return st, nil
 }
 

@@ -21,19 +21,20 @@ func TestConversationFlow(t *testing.T) {
 
 		conv := startConversation(t, base, buyer, map[string]any{"product_id": "sku-1", "product_name": "Teapot"})
 		b := dial(t, base, buyer)
-		b2 := dial(t, base, buyer) // the buyer's second device
-		a := dial(t, base, ag.auth)
-		if st := a.request(map[string]any{"type": "status", "status": "online"}); st.Type != "ok" {
-			t.Fatalf("status: %+v", st)
-		}
+		b2 := dial(t, base, buyer)  // the buyer's second device
+		a := dial(t, base, ag.auth) // connected, but not yet online: routing gives it nothing
 
 		ack := b.sendText(conv, "c1", "is the teapot in stock?")
 		if ack.Type != "ack" || ack.Seq != 1 || ack.Dup {
 			t.Fatalf("first ack: %+v", ack)
 		}
-		// The sending device gets no echo of its message, but does see the session it opened.
+		// The sending device gets no echo of its message, but does see the session it opened, and,
+		// with no agent online, its place in the queue.
 		if f := b.expect("session", nil); f.Session.State != session.StateQueued {
 			t.Fatalf("sending device: session frame %+v", f.Session)
+		}
+		if f := b.expect("queue", nil); f.Queue == nil || f.Queue.Position != 1 || f.Queue.Total != 1 || f.ConversationID != conv {
+			t.Fatalf("queue frame: %+v", f.Queue)
 		}
 		b.none("message", func(f frame) bool { return f.Seq == 1 }, 100*time.Millisecond)
 		if m := b2.expect("message", nil).msg(t); m.Seq != 1 || m.Body.Text != "is the teapot in stock?" {
@@ -53,8 +54,15 @@ func TestConversationFlow(t *testing.T) {
 		if f := a.sendText(conv, "a0", "hello?"); f.Type != "error" || f.Code != "EFORBIDDEN" {
 			t.Fatalf("unassigned agent send: %+v", f)
 		}
-		assign(t, base, shop.manager, s.ID, ag.id)
-		if f := a.expect("session", nil); f.Session.AgentID != ag.id || f.Session.State != session.StateOpen {
+		var place struct{ Queue session.QueuePlace }
+		if st := api(t, "GET", fmt.Sprintf("%s/api/sessions/%d/queue", base, s.ID), buyer, nil, &place); st != http.StatusOK || place.Queue.Position != 1 {
+			t.Fatalf("buyer's queue place: %d %+v", st, place)
+		}
+		// The agent comes online: the engine serves the queue at once, by the default rules.
+		if st := a.request(map[string]any{"type": "status", "status": "online"}); st.Type != "ok" {
+			t.Fatalf("status: %+v", st)
+		}
+		if f := a.expect("session", nil); f.Session.AgentID != ag.id || f.Session.State != session.StateOpen || f.Session.AssignedBy != "routing:queue" {
 			t.Fatalf("agent session frame: %+v", f.Session)
 		}
 		b.expect("session", func(f frame) bool { return f.Session.State == session.StateOpen })
@@ -143,10 +151,30 @@ func TestConversationFlow(t *testing.T) {
 			t.Fatalf("close: %d", st)
 		}
 		b.expect("session", func(f frame) bool { return f.Session.State == session.StateClosed })
+		// The buyer's next message opens a new session, which the rules give straight to the online
+		// agent (their last agent, with room), and the trace says why.
 		b.sendText(conv, "c4", "one more question")
 		s2 := liveSession(t, base, shop.manager, conv)
-		if s2.ID == s.ID || s2.State != session.StateQueued {
+		if s2.ID == s.ID || s2.State != session.StateOpen || s2.AgentID != ag.id || s2.AssignedBy != "routing" {
 			t.Fatalf("second session: %+v", s2)
+		}
+		var traces struct {
+			Traces []struct {
+				Cause, RuleName, Outcome string `json:"-"`
+				Rule                     int
+				AgentID                  int64 `json:"agent_id"`
+				Eligible                 int
+				Top                      []struct {
+					AgentID int64 `json:"agent_id"`
+				}
+			}
+		}
+		if st := api(t, "GET", fmt.Sprintf("%s/api/sessions/%d/traces", base, s2.ID), ag.auth, nil, &traces); st != http.StatusOK {
+			t.Fatalf("traces: %d", st)
+		}
+		if len(traces.Traces) != 1 || traces.Traces[0].AgentID != ag.id || traces.Traces[0].Rule != 0 || traces.Traces[0].Eligible != 1 ||
+			len(traces.Traces[0].Top) != 1 {
+			t.Fatalf("trace of the second session: %+v", traces.Traces)
 		}
 	})
 }

@@ -74,7 +74,7 @@ func TestThreeNodes(t *testing.T) {
 	if ack := b.sendText(conv, "d1", "does the lamp dim?"); ack.Type != "ack" || ack.Seq != 1 {
 		t.Fatalf("buyer ack: %+v", ack)
 	}
-	assign(t, n1.URL(), shop.manager, liveSession(t, n1.URL(), shop.manager, conv).ID, ag.id)
+	assign(t, n1.URL(), shop.manager, liveSession(t, n1.URL(), shop.manager, conv).ID, ag)
 	a.expect("session", func(f frame) bool { return f.Session.AgentID == ag.id && f.Session.State == session.StateOpen })
 	a.expect("message", func(f frame) bool { return f.Seq == 2 })
 	if ack := a.sendText(conv, "a1", "yes, it dims"); ack.Type != "ack" || ack.Seq != 3 {
@@ -103,7 +103,7 @@ func TestThreeNodes(t *testing.T) {
 	b2 := dial(t, n1.URL(), buyer2)
 	b2.sendText(conv2, "e1", "where is my parcel?")
 	s2 := liveSession(t, n3.URL(), shop.manager, conv2)
-	assign(t, n3.URL(), shop.manager, s2.ID, ag.id)
+	assign(t, n3.URL(), shop.manager, s2.ID, ag)
 	if f := b2.expect("session", func(f frame) bool { return f.Session.ID == s2.ID && f.Session.State == session.StateOpen }); f.Session.AgentID != ag.id {
 		t.Fatalf("buyer's session event: %+v", f.Session)
 	}

@@ -24,6 +24,7 @@ type Config struct {
 	Demo            bool
 	NodeID          string
 	PresenceTimeout time.Duration
+	RerouteGrace    time.Duration
 	SessionIdle     time.Duration
 	FlushInterval   time.Duration
 	ShutdownGrace   time.Duration
@@ -56,6 +57,7 @@ func (c *Config) settings() []setting {
 		{"demo", "seed a demo shop with a manager and agents (password demo)", &c.Demo, "false"},
 		{"node-id", "this node's id in the cluster (default: random)", &c.NodeID, ""},
 		{"presence-timeout", "an agent without a heartbeat for this long goes offline", &c.PresenceTimeout, "30s"},
+		{"reroute-grace", "how long an agent may be offline or away before their open sessions go to others", &c.RerouteGrace, "1m"},
 		{"session-idle", "a session with no message for this long is closed", &c.SessionIdle, "30m"},
 		{"flush-interval", "how often the hot tier is flushed to the warm store", &c.FlushInterval, "200ms"},
 		{"shutdown-grace", "how long SIGTERM waits for requests and the last flush", &c.ShutdownGrace, "10s"},
@@ -150,8 +152,8 @@ func (c Config) check() error {
 	if c.RedisAddr != "" && c.MySQLDSN == "" {
 		return fmt.Errorf("SHOPDESK_REDIS_ADDR is set but SHOPDESK_MYSQL_DSN is not: Redis holds only the hot tier, so production mode needs MySQL as the warm store too (unset SHOPDESK_REDIS_ADDR for embedded mode)")
 	}
-	if c.PresenceTimeout < time.Second || c.FlushInterval <= 0 || c.SessionIdle < time.Second {
-		return fmt.Errorf("presence-timeout and session-idle must be at least 1s, flush-interval positive")
+	if c.PresenceTimeout < time.Second || c.FlushInterval <= 0 || c.SessionIdle < time.Second || c.RerouteGrace < time.Second {
+		return fmt.Errorf("presence-timeout, reroute-grace and session-idle must be at least 1s, flush-interval positive")
 	}
 	if c.BcryptCost < 4 || c.BcryptCost > 31 {
 		return fmt.Errorf("bcrypt-cost must be 4-31")

@@ -88,8 +88,13 @@ func httpStatus(code string) int {
 	return http.StatusInternalServerError
 }
 
-// fail writes err as {"error":{"code","message"}} with its status and stops the handler chain.
+// fail writes err as {"error":{"code","message"}} (plus "errors", the itemised problems of a rejected
+// rule set or schedule list) with its status and stops the handler chain.
 func fail(c *gin.Context, err error) {
 	code := errorCode(err)
-	c.AbortWithStatusJSON(httpStatus(code), gin.H{"error": gin.H{"code": code, "message": errorMessage(err)}})
+	body := gin.H{"code": code, "message": errorMessage(err)}
+	if details := validationDetails(err); details != nil {
+		body["errors"] = details
+	}
+	c.AbortWithStatusJSON(httpStatus(code), gin.H{"error": body})
 }

@@ -220,6 +220,7 @@ type frame struct {
 	Status         string                          `json:"status"`
 	More           bool                            `json:"more"`
 	Party          *session.Party                  `json:"party"`
+	Queue          *session.QueuePlace             `json:"queue"`
 }
 
 // msg decodes the pushed message of a "message" frame.
@@ -423,9 +424,21 @@ func liveSession(t *testing.T, base string, mgr authz, conv int64) session.Sessi
 	return out.Sessions[0]
 }
 
-func assign(t *testing.T, base string, mgr authz, sessionID, agentID int64) {
+// assign hands the session to ag by the manager's hand. ag goes busy first: a manager may give work
+// to a busy agent, and routing gives a busy agent nothing of its own accord, so the test decides
+// alone who gets what.
+func assign(t *testing.T, base string, mgr authz, sessionID int64, ag staffLogin) {
 	t.Helper()
-	if st := api(t, "POST", fmt.Sprintf("%s/api/sessions/%d/assign", base, sessionID), mgr, map[string]any{"agent_id": agentID}, nil); st != http.StatusOK {
+	setStatus(t, base, ag.auth, "busy")
+	if st := api(t, "POST", fmt.Sprintf("%s/api/sessions/%d/assign", base, sessionID), mgr, map[string]any{"agent_id": ag.id}, nil); st != http.StatusOK {
 		t.Fatalf("assign: %d", st)
+	}
+}
+
+// setStatus sets a staff member's status over REST.
+func setStatus(t *testing.T, base string, who authz, status string) {
+	t.Helper()
+	if st := api(t, "PUT", base+"/api/me/status", who, map[string]any{"status": status}, nil); st != http.StatusOK {
+		t.Fatalf("status %s: %d", status, st)
 	}
 }

@@ -70,6 +70,7 @@ func (a *App) Handler() http.Handler {
 	mgr.GET("/staff", a.listStaff)
 	mgr.POST("/staff", a.createStaff)
 	mgr.PATCH("/staff/:id", a.patchStaff)
+	a.mountRouting(au, mgr)
 	return r
 }
 
@@ -472,25 +473,6 @@ func (a *App) getSession(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"session": s})
 }
 
-func (a *App) assign(c *gin.Context) {
-	id, ok := idParam(c, "id")
-	if !ok {
-		return
-	}
-	var in struct {
-		AgentID int64 `json:"agent_id"`
-	}
-	if !bind(c, &in) {
-		return
-	}
-	s, err := a.sessions.Assign(c.Request.Context(), who(c).caller, id, in.AgentID, "manual")
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"session": s})
-}
-
 func (a *App) closeSession(c *gin.Context) {
 	id, ok := idParam(c, "id")
 	if !ok {
@@ -630,6 +612,7 @@ func (a *App) createStaff(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	a.agentChanged(c, st.ShopID, st.ID)
 	c.JSON(http.StatusCreated, gin.H{"staff": st})
 }
 
@@ -647,5 +630,6 @@ func (a *App) patchStaff(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	a.agentChanged(c, st.ShopID, st.ID)
 	c.JSON(http.StatusOK, gin.H{"staff": st})
 }

@@ -258,7 +258,7 @@ func TestReconnectSync(t *testing.T) {
 		if ack := b.sendText(conv, "b1", "hello"); ack.Type != "ack" || ack.Seq != 1 {
 			t.Fatalf("first ack: %+v", ack)
 		}
-		assign(t, base, shop.manager, liveSession(t, base, shop.manager, conv).ID, ag.id)
+		assign(t, base, shop.manager, liveSession(t, base, shop.manager, conv).ID, ag)
 		a.expect("message", func(f frame) bool { return f.Seq == 2 }) // the assignment notice: cursor 2
 		a.ws.Close()
 
@@ -597,7 +597,7 @@ func newUploadFixture(t *testing.T, env backendEnv) uploadFixture {
 	f.b = dial(t, f.base, f.buyer)
 	f.a = dial(t, f.base, f.agent.auth)
 	f.b.sendText(f.conv, "u1", "the parcel arrived broken")
-	assign(t, f.base, f.shop.manager, liveSession(t, f.base, f.shop.manager, f.conv).ID, f.agent.id)
+	assign(t, f.base, f.shop.manager, liveSession(t, f.base, f.shop.manager, f.conv).ID, f.agent)
 	f.a.expect("message", func(fr frame) bool { return fr.Seq == 2 })
 	return f
 }

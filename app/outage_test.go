@@ -134,7 +134,7 @@ func TestRedisOutage(t *testing.T) {
 	if ack := b.sendText(conv, "o1", "before the outage"); ack.Type != "ack" || ack.Seq != 1 {
 		t.Fatalf("first ack: %+v", ack)
 	}
-	assign(t, base, shop.manager, liveSession(t, base, shop.manager, conv).ID, ag.id)
+	assign(t, base, shop.manager, liveSession(t, base, shop.manager, conv).ID, ag)
 	a.expect("message", func(f frame) bool { return f.Seq == 2 })
 	remote.expect("message", func(f frame) bool { return f.Seq == 2 })
 

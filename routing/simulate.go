@@ -18,6 +18,10 @@ type SimulateRequest struct {
 	Version int
 	// Session is the sample session as expressions see it.
 	Session rules.Session
+	// SessionID, when set, takes the sample from a real session of the shop instead: its context, its
+	// buyer, its first message and the buyer's last agent, as a live decision would see them (Session
+	// and LastAgentID are then ignored).
+	SessionID int64
 	// LastAgentID is the buyer's last agent, 0 for none.
 	LastAgentID int64
 	// Waited simulates a session that has waited that long (escalations).
@@ -52,8 +56,23 @@ func (e *Engine) Simulate(ctx context.Context, shopID int64, req SimulateRequest
 	if err != nil {
 		return nil, err
 	}
-	env := req.Session
-	d, err := e.decide(ctx, sh, snap, cv, &env, decideOpts{cause: CauseSimulate, waited: req.Waited, lastAgent: req.LastAgentID, full: true, now: now})
+	env, last := &req.Session, req.LastAgentID
+	if req.SessionID != 0 {
+		s, err := e.p.Sessions.Session(ctx, req.SessionID)
+		if err != nil {
+			return nil, err
+		}
+		if s.ShopID != shopID {
+			return nil, errorf(session.ENOTFOUND, "session %d not found", req.SessionID)
+		}
+		if env, err = e.sessionEnv(ctx, sh, snap, s, now, cv); err != nil {
+			return nil, err
+		}
+		if last, err = e.lastAgentOf(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	d, err := e.decide(ctx, sh, snap, cv, env, decideOpts{cause: CauseSimulate, waited: req.Waited, lastAgent: last, full: true, now: now})
 	if err != nil {
 		return nil, err
 	}

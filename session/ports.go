@@ -64,6 +64,17 @@ type Event struct {
 	Note           string       `json:"note,omitempty"`
 	// Status is a staff member's new status, in "status" events.
 	Status string `json:"status,omitempty"`
+	// Queue is a waiting session's place in its shop's queue, in "queue" events.
+	Queue *QueuePlace `json:"queue,omitempty"`
+}
+
+// QueuePlace is where a waiting session stands: its 1-based position, the queue's length, and the
+// expected wait in seconds (0 when there is no estimate yet).
+type QueuePlace struct {
+	SessionID  int64 `json:"session_id"`
+	Position   int   `json:"position"`
+	Total      int   `json:"total"`
+	ETASeconds int   `json:"eta_seconds"`
 }
 
 // Event types pushed to devices.
@@ -73,4 +84,5 @@ const (
 	EventUnread  = "unread"
 	EventTyping  = "typing"
 	EventSession = "session"
+	EventQueue   = "queue"
 )

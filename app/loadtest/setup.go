@@ -152,6 +152,11 @@ func createFixture(ctx context.Context, nodes []*api, opToken string, buyers, ag
 			if err != nil {
 				return fmt.Errorf("%s login: %w", name, err)
 			}
+			// Busy: the bench hands each conversation to an agent of its choice (a manager may give work
+			// to a busy agent), and routing gives busy agents nothing of its own accord.
+			if err := nodes[i%len(nodes)].do(gctx, http.MethodPut, "/api/me/status", st.token, map[string]any{"status": "busy"}, nil); err != nil {
+				return fmt.Errorf("%s status: %w", name, err)
+			}
 			fx.agents[i] = agentLogin{id: st.id, token: st.token.token}
 			return nil
 		})
