@@ -45,6 +45,7 @@ func (a *App) mountRouting(au, mgr *gin.RouterGroup) {
 	r.PUT("/schedules", a.putSchedules)
 	r.GET("/queue", a.routingQueue)
 	r.GET("/claims", a.routingClaims)
+	r.GET("/agents", a.routingAgents)
 }
 
 // bindLarge is bind with a larger body limit, for rule sets.
@@ -564,4 +565,45 @@ func validationDetails(err error) any {
 		return se.Errors
 	}
 	return nil
+}
+
+// agentLoad is a staff member as routing sees them: status, heartbeat, and the capacity units held.
+type agentLoad struct {
+	agent.Staff
+	Load      int  `json:"load"`
+	Heartbeat bool `json:"heartbeat"`
+}
+
+// routingAgents lists the shop's staff with their live loads: the figures behind a live view and the
+// check that no one waits while an eligible agent has room.
+func (a *App) routingAgents(c *gin.Context) {
+	ctx, shop := c.Request.Context(), who(c).shop.ID
+	staff, err := a.agents.Store.StaffOf(ctx, shop)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	ids := make([]int64, len(staff))
+	for i, st := range staff {
+		ids[i] = st.ID
+	}
+	loads, err := a.routing.Loads(ctx, shop, ids)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	beating, err := a.presence.Online(ctx, shop, time.Now().Add(-a.cfg.PresenceTimeout))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	alive := make(map[int64]bool, len(beating))
+	for _, id := range beating {
+		alive[id] = true
+	}
+	out := make([]agentLoad, len(staff))
+	for i, st := range staff {
+		out[i] = agentLoad{Staff: st, Load: loads[st.ID], Heartbeat: alive[st.ID]}
+	}
+	c.JSON(http.StatusOK, gin.H{"agents": out})
 }
