@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/olivere/elastic/v7"
@@ -47,6 +48,7 @@ type Elastic struct {
 	prefix   string
 	analyzer string // the one in use: AnalyzerIK or AnalyzerCJK
 	now      func() time.Time
+	months   sync.Map // names of the monthly indices known to exist
 }
 
 var _ Index = (*Elastic)(nil)
@@ -185,10 +187,16 @@ func (e *Elastic) template(shards, replicas int) map[string]any {
 	}
 }
 
+// ensureIndex creates a monthly index once per process, rather than leaving it to the first bulk
+// request, because hardened clusters turn off action.auto_create_index.
 func (e *Elastic) ensureIndex(ctx context.Context, name string) error {
+	if _, ok := e.months.Load(name); ok {
+		return nil
+	}
 	_, err := e.client.CreateIndex(name).Do(ctx)
 	var ee *elastic.Error
-	if errors.As(err, &ee) && ee.Details != nil && ee.Details.Type == "resource_already_exists_exception" {
+	if err == nil || errors.As(err, &ee) && ee.Details != nil && ee.Details.Type == "resource_already_exists_exception" {
+		e.months.Store(name, true)
 		return nil
 	}
 	return esError(err, "create index "+name)
@@ -219,7 +227,11 @@ func (e *Elastic) Index(ctx context.Context, docs []Document) error {
 		if d.Codes == nil {
 			d.Codes = []string{}
 		}
-		bulk.Add(elastic.NewBulkIndexRequest().Index(e.indexName(d.CreatedAt)).Id(d.ID()).
+		name := e.indexName(d.CreatedAt)
+		if err := e.ensureIndex(ctx, name); err != nil {
+			return err
+		}
+		bulk.Add(elastic.NewBulkIndexRequest().Index(name).Id(d.ID()).
 			Doc(esDoc{Document: d, CreatedAt: d.CreatedAt.UTC().Format(esTime)}))
 	}
 	res, err := bulk.Do(ctx)

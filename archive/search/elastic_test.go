@@ -278,11 +278,20 @@ func TestElasticIndex(t *testing.T) {
 	rejected := `{"took":3,"errors":true,"items":[` + first + `,` + item(429, "es_rejected_execution_exception", "rejected execution of coordinating operation") + `]}`
 	unmappable := `{"took":3,"errors":true,"items":[` + first + `,` + item(400, "mapper_parsing_exception", "failed to parse field [seq] of type [long]") + `]}`
 
+	inMay := fixture()[8]
+	inMay.CreatedAt = time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	const may = `{"index":{"_index":"t-2026.05","_id":"2-201-2"}}
+{"shop_id":2,"conversation_id":201,"seq":2,"session_id":2011,"kind":"aftersale","buyer_id":21,"agent_id":9,"sender_kind":"staff","sender_id":9,"type":"text","text":"refund status is processing","codes":[],"recalled":false,"created_at":"2026-05-01T00:00:00.000Z"}
+`
+	const mayOK = `{"took":2,"errors":false,"items":[{"index":{"_index":"t-2026.05","_type":"_doc","_id":"2-201-2","_version":1,"result":"created","_shards":{"total":1,"successful":1,"failed":0},"_seq_no":0,"_primary_term":1,"status":201}}]}`
 	e := withScript(t,
 		exchange{"POST", "/_bulk", bulk, 200, ok},
 		exchange{"POST", "/_bulk", bulk, 200, rejected},
 		exchange{"POST", "/_bulk", bulk, 200, unmappable},
 		exchange{"POST", "/_bulk", bulk, 503, `{"error":{"type":"cluster_block_exception","reason":"blocked"},"status":503}`},
+		exchange{"PUT", "/t-2026.05", "", 200, created},
+		exchange{"POST", "/_bulk", may, 200, mayOK},
+		exchange{"POST", "/_bulk", may, 200, mayOK},
 	)
 	ctx := context.Background()
 	if err := e.Index(ctx, docs); err != nil {
@@ -296,6 +305,12 @@ func TestElasticIndex(t *testing.T) {
 	}
 	if err := e.Index(ctx, docs); session.ErrorCode(err) != session.EUNAVAILABLE {
 		t.Errorf("blocked: %v", err)
+	}
+	// A new month's index is created before its first bulk request, once.
+	for range 2 {
+		if err := e.Index(ctx, []Document{inMay}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := e.Index(ctx, nil); err != nil {
 		t.Errorf("empty batch: %v", err)
