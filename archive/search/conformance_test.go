@@ -301,6 +301,9 @@ func runConformance(t *testing.T, open func(t *testing.T) Index, refresh func(t 
 				t.Errorf("%+v: %v", d, err)
 			}
 		}
+		if err := idx.Index(ctx, make([]Document, MaxBatch+1)); session.ErrorCode(err) != session.ETOOLARGE {
+			t.Errorf("oversize batch: %v", err)
+		}
 		if _, err := idx.DeleteBuyer(ctx, 0, 11); session.ErrorCode(err) != session.EINVALID {
 			t.Errorf("erasure without shop: %v", err)
 		}
@@ -323,8 +326,8 @@ func TestBleveConformance(t *testing.T) {
 
 func TestBleveDirectory(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir() + "/search"
-	idx, err := OpenBleve(dir)
+	dir := t.TempDir() + "/data/search"
+	idx, err := Open(ctx, Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,11 +337,14 @@ func TestBleveDirectory(t *testing.T) {
 	if err := idx.Close(); err != nil {
 		t.Fatal(err)
 	}
-	idx, err = OpenBleve(dir)
+	idx, err = Open(ctx, Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer idx.Close()
+	if _, ok := idx.(*Bleve); !ok {
+		t.Errorf("without Elasticsearch URLs Open gives %T", idx)
+	}
 	r, err := idx.Search(ctx, Query{ShopID: 1, Keyword: "退款"})
 	if err != nil || r.Total != 2 {
 		t.Errorf("after reopening: %+v, %v", r, err)

@@ -215,6 +215,17 @@ func TestElasticStart(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("Open with URLs gives Elasticsearch", func(t *testing.T) {
+		month := "/t-" + time.Now().UTC().Format("2006.01")
+		fakeElastic(t, startScript()[0], startScript()[1], exchange{"PUT", month, "", 200, created})
+		idx, err := Open(context.Background(), Config{Dir: t.TempDir(), Elastic: ElasticConfig{URLs: urls, Prefix: "t"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := idx.(*Elastic); !ok {
+			t.Errorf("Open gave %T", idx)
+		}
+	})
 	t.Run("ik asked for but missing", func(t *testing.T) {
 		fakeElastic(t, exchange{"GET", "/_nodes/_all/plugins", "", 200, nodesNoIK})
 		if _, err := openFake(t, ElasticConfig{Analyzer: AnalyzerIK}); session.ErrorCode(err) != session.EINVALID {
