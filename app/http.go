@@ -449,10 +449,11 @@ func (a *App) listSessions(c *gin.Context) {
 	}
 	conv, ok := queryInt(c, "conversation_id")
 	limit, ok2 := queryInt(c, "limit")
-	if !ok || !ok2 {
+	before, ok3 := queryInt(c, "before_id")
+	if !ok || !ok2 || !ok3 {
 		return
 	}
-	f.ConversationID, f.Limit = conv, int(limit)
+	f.ConversationID, f.Limit, f.BeforeID = conv, int(limit), before
 	list, err := a.sessions.Sessions(c.Request.Context(), who(c).caller, f)
 	if err != nil {
 		fail(c, err)

@@ -531,6 +531,22 @@ func TestRecover(t *testing.T) {
 	wantAgent(t, h.sess.get(s2.ID), 121)
 }
 
+// TestRecoverMany: a recovery reads every waiting session, page by page, not only the newest page.
+func TestRecoverMany(t *testing.T) {
+	h := newMemoryHarness(t)
+	h.publish(1, rules.RuleSet{Default: rules.Rule{Name: "all", Target: `agent.status == "online"`}})
+	const n = 1234
+	for i := 0; i < n; i++ {
+		h.sess.open(1, int64(i+1), session.EntryContext{})
+	}
+	if err := h.eng.Recover(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.queue.Len(h.ctx, 1); got != n {
+		t.Fatalf("recovered %d of %d waiting sessions", got, n)
+	}
+}
+
 // beats is a Presence whose online set tests set by hand.
 type beats struct{ online []int64 }
 

@@ -156,7 +156,7 @@ func (f *fakeSessions) Sessions(_ context.Context, flt session.SessionFilter) ([
 	var out []session.Session
 	for _, s := range f.byID {
 		if s.ShopID != flt.ShopID || (flt.ConversationID != 0 && s.ConversationID != flt.ConversationID) ||
-			(flt.AgentID != 0 && s.AgentID != flt.AgentID) {
+			(flt.AgentID != 0 && s.AgentID != flt.AgentID) || (flt.BeforeID > 0 && s.ID >= flt.BeforeID) {
 			continue
 		}
 		if len(flt.States) > 0 {

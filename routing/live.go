@@ -465,7 +465,7 @@ func (e *Engine) checkNoAnswer(ctx context.Context, shopID int64, now time.Time)
 	if err != nil || !cv.noAnswer {
 		return err
 	}
-	open, err := e.p.Sessions.Sessions(ctx, session.SessionFilter{ShopID: shopID, States: []session.State{session.StateOpen}, Limit: 500})
+	open, err := e.allSessions(ctx, session.SessionFilter{ShopID: shopID, States: []session.State{session.StateOpen}})
 	if err != nil {
 		return err
 	}
@@ -568,7 +568,7 @@ func (e *Engine) rerouteGone(ctx context.Context, shopID int64, now time.Time) e
 		if now.Sub(since) < e.cfg.OfflineGrace {
 			continue
 		}
-		open, err := e.p.Sessions.Sessions(ctx, session.SessionFilter{ShopID: shopID, AgentID: id, States: []session.State{session.StateOpen}, Limit: 500})
+		open, err := e.allSessions(ctx, session.SessionFilter{ShopID: shopID, AgentID: id, States: []session.State{session.StateOpen}})
 		if err != nil {
 			return err
 		}
@@ -618,7 +618,7 @@ func (e *Engine) recoverShop(ctx context.Context, shopID int64, now time.Time) e
 	if err != nil {
 		return err
 	}
-	queued, err := e.p.Sessions.Sessions(ctx, session.SessionFilter{ShopID: shopID, States: []session.State{session.StateQueued}, Limit: 500})
+	queued, err := e.allSessions(ctx, session.SessionFilter{ShopID: shopID, States: []session.State{session.StateQueued}})
 	if err != nil {
 		return err
 	}
@@ -640,7 +640,7 @@ func (e *Engine) recoverShop(ctx context.Context, shopID int64, now time.Time) e
 			return err
 		}
 	}
-	open, err := e.p.Sessions.Sessions(ctx, session.SessionFilter{ShopID: shopID, States: []session.State{session.StateOpen}, Limit: 500})
+	open, err := e.allSessions(ctx, session.SessionFilter{ShopID: shopID, States: []session.State{session.StateOpen}})
 	if err != nil {
 		return err
 	}

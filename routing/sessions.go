@@ -39,3 +39,27 @@ func (p SessionPort) FirstMessage(ctx context.Context, s *session.Session) (stri
 	}
 	return msgs[0].Body.Text, nil
 }
+
+// maxListed bounds how many sessions of one state one shop's periodic work reads: far above any
+// shop's live sessions, it only stops a runaway.
+const maxListed = 200_000
+
+// allSessions lists every session matching f (f.Limit and f.BeforeID are ignored), newest first,
+// page by page.
+func (e *Engine) allSessions(ctx context.Context, f session.SessionFilter) ([]session.Session, error) {
+	const page = 500
+	f.Limit, f.BeforeID = page, 0
+	var out []session.Session
+	for len(out) < maxListed {
+		list, err := e.p.Sessions.Sessions(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, list...)
+		if len(list) < page {
+			break
+		}
+		f.BeforeID = list[len(list)-1].ID
+	}
+	return out, nil
+}

@@ -161,7 +161,10 @@ type SessionFilter struct {
 	ConversationID int64
 	AgentID        int64
 	States         []State
-	Limit          int
+	// BeforeID, when set, lists only sessions with a smaller id: the next page after a page whose
+	// last session had that id.
+	BeforeID int64
+	Limit    int
 }
 
 // Sessions lists sessions, newest first.
@@ -175,6 +178,9 @@ func (s *Store) Sessions(ctx context.Context, f SessionFilter) ([]Session, error
 	}
 	if len(f.States) > 0 {
 		q = q.Where("state IN ?", f.States)
+	}
+	if f.BeforeID > 0 {
+		q = q.Where("id < ?", f.BeforeID)
 	}
 	limit := f.Limit
 	if limit <= 0 || limit > 500 {

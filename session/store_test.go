@@ -108,6 +108,18 @@ func TestStoreConformance(t *testing.T) {
 				if err != nil || len(convs) != 1 || convs[0].ID != c.ID {
 					t.Fatalf("agent's conversations: %+v %v", convs, err)
 				}
+				// Paging: newest first, a page at a time after the last id seen.
+				page1, err := st.Sessions(ctx, SessionFilter{ShopID: 1, Limit: 1})
+				if err != nil || len(page1) != 1 || page1[0].ID != s2.ID {
+					t.Fatalf("first page: %+v %v", page1, err)
+				}
+				page2, err := st.Sessions(ctx, SessionFilter{ShopID: 1, Limit: 1, BeforeID: page1[0].ID})
+				if err != nil || len(page2) != 1 || page2[0].ID != s1.ID {
+					t.Fatalf("second page: %+v %v", page2, err)
+				}
+				if page3, err := st.Sessions(ctx, SessionFilter{ShopID: 1, Limit: 1, BeforeID: s1.ID}); err != nil || len(page3) != 0 {
+					t.Fatalf("past the end: %+v %v", page3, err)
+				}
 			})
 		})
 	}
