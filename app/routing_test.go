@@ -225,7 +225,9 @@ func TestRuleSetLifecycle(t *testing.T) {
 			{"version": 1, "time_zone": "Asia/Shanghai", "start": "2027-11-10T20:00", "end": "2027-11-12T02:00"},
 			{"version": 1, "time_zone": "Asia/Shanghai", "start": "2027-11-11T00:00", "end": "2027-11-11T06:00"}}
 		var bad struct {
-			Error struct{ Errors []struct{ Schedule, Other int } }
+			Error struct {
+				Errors []struct{ Schedule, Other int }
+			}
 		}
 		if st := api(t, "PUT", base+"/api/routing/schedules", mgr, map[string]any{"schedules": overlap}, &bad); st != http.StatusBadRequest || len(bad.Error.Errors) == 0 {
 			t.Fatalf("overlapping schedules: %d %+v", st, bad)
