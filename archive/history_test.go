@@ -11,6 +11,7 @@ import (
 // TestHistoryMergesTiers pages through conversations half archived, forwards and backwards from
 // every seq, and gets what was written, whichever tier holds it.
 func TestHistoryMergesTiers(t *testing.T) {
+	t.Parallel()
 	for _, tr := range tiers() {
 		t.Run(tr.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -29,7 +30,7 @@ func TestHistoryMergesTiers(t *testing.T) {
 				if last, err := h.LastSeq(ctx, conv); err != nil || last != top {
 					t.Fatalf("last seq %d %v, want %d", last, err, top)
 				}
-				for _, limit := range []int{1, 5, 50, 1000} {
+				for _, limit := range []int{1, 7, 1000} {
 					for from := int64(0); from <= top; from++ {
 						got, err := h.After(ctx, conv, from, limit)
 						if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -182,6 +183,13 @@ func (a *Archiver) archivePeriod(ctx context.Context, shop int64, period string,
 			return moved, err
 		}
 		res.Processed += int64(len(msgs))
+		// Parts are cut in time order; inside one, messages are kept by conversation for readers.
+		slices.SortFunc(msgs, func(x, y session.Message) int {
+			if c := cmpInt(x.ConversationID, y.ConversationID); c != 0 {
+				return c
+			}
+			return cmpInt(x.Seq, y.Seq)
+		})
 		part, err := a.manifest.NextPart(ctx, shop, period)
 		if err != nil {
 			return moved, err

@@ -187,6 +187,7 @@ func newArchiver(t *testing.T, db *gorm.DB, blobs Blobs, cfg ArchiverConfig) *Ar
 }
 
 func TestArchive(t *testing.T) {
+	t.Parallel()
 	for _, tr := range tiers() {
 		t.Run(tr.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -271,11 +272,13 @@ func TestArchive(t *testing.T) {
 // TestArchiveResumes stops a run at each named step, as a crash would, and reruns it: every message
 // ends up present exactly once across the warm and cold tiers, and no object is left behind.
 func TestArchiveResumes(t *testing.T) {
+	t.Parallel()
 	points := []string{"archive.after_put", "archive.after_verify", "archive.after_manifest", "archive.before_delete", "archive.after_delete"}
 	for _, tr := range tiers() {
 		for _, point := range points {
 			for _, hit := range []int{1, 3} {
 				t.Run(fmt.Sprintf("%s/%s/%d", tr.name, point, hit), func(t *testing.T) {
+					t.Parallel()
 					ctx := context.Background()
 					db, blobs := tr.db(t), tr.blobs(t)
 					want := fill(t, db)

@@ -3,6 +3,8 @@ package archive
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -42,6 +44,9 @@ func lockers(t *testing.T) map[string][2]Locker {
 	}
 }
 
+// quiet keeps the expected job failures out of the test output.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 func stopScheduler(t *testing.T, s *Scheduler) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -53,7 +58,7 @@ func stopScheduler(t *testing.T, s *Scheduler) {
 }
 
 func TestSchedulerAddRejectsBadJobs(t *testing.T) {
-	s := NewScheduler(&LocalLocker{}, nil)
+	s := NewScheduler(&LocalLocker{}, quiet)
 	stopScheduler(t, s)
 	ok := func(context.Context) (JobResult, error) { return JobResult{}, nil }
 	if err := s.Add(Job{Name: "flush", Spec: "*/5 * * * * *", Run: ok}); err != nil {
@@ -78,7 +83,7 @@ func TestSchedulerAddRejectsBadJobs(t *testing.T) {
 }
 
 func TestSchedulerRunNowRecordsStatus(t *testing.T) {
-	s := NewScheduler(&LocalLocker{}, nil)
+	s := NewScheduler(&LocalLocker{}, quiet)
 	stopScheduler(t, s)
 	fail := errors.New("warm store down")
 	var calls atomic.Int64
@@ -127,7 +132,7 @@ func TestSchedulerRunNowRecordsStatus(t *testing.T) {
 func TestSchedulerOneRunAtATime(t *testing.T) {
 	for name, ls := range lockers(t) {
 		t.Run(name, func(t *testing.T) {
-			a, b := NewScheduler(ls[0], nil), NewScheduler(ls[1], nil)
+			a, b := NewScheduler(ls[0], quiet), NewScheduler(ls[1], quiet)
 			stopScheduler(t, a)
 			stopScheduler(t, b)
 			entered, leave := make(chan struct{}), make(chan struct{})
@@ -181,7 +186,7 @@ func TestSchedulerOneRunAtATime(t *testing.T) {
 
 // TestSchedulerLeaseRunsOut: a run longer than its lease sees Held turn false.
 func TestSchedulerLeaseRunsOut(t *testing.T) {
-	s := NewScheduler(&LocalLocker{}, nil)
+	s := NewScheduler(&LocalLocker{}, quiet)
 	stopScheduler(t, s)
 	err := s.Add(Job{Name: "slow", Spec: "0 0 3 * * *", LeaseTTL: 200 * time.Millisecond, Run: func(ctx context.Context) (JobResult, error) {
 		l := LeaseFrom(ctx)
@@ -203,7 +208,7 @@ func TestSchedulerLeaseRunsOut(t *testing.T) {
 
 // TestSchedulerStopWaits: Stop cancels running jobs' context and returns after they have returned.
 func TestSchedulerStopWaits(t *testing.T) {
-	s := NewScheduler(&LocalLocker{}, nil)
+	s := NewScheduler(&LocalLocker{}, quiet)
 	entered := make(chan struct{}, 2)
 	var finished atomic.Int64
 	job := func(ctx context.Context) (JobResult, error) {
