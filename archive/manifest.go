@@ -253,3 +253,24 @@ func (m *Manifest) withRanges(ctx context.Context, recs []SegmentRecord) error {
 	}
 	return nil
 }
+
+// ColdStats is the size of the cold tier, for `shopdesk archive status`.
+type ColdStats struct {
+	Segments int64 `json:"segments"`
+	Messages int64 `json:"messages"`
+	Bytes    int64 `json:"bytes"`
+	// Pending counts segments whose warm rows are not yet all deleted.
+	Pending int64 `json:"pending"`
+}
+
+// Stats sums the manifest.
+func (m *Manifest) Stats(ctx context.Context) (ColdStats, error) {
+	var s ColdStats
+	err := m.db.WithContext(ctx).Model(&SegmentRecord{}).
+		Select("COUNT(*) AS segments, COALESCE(SUM(message_count), 0) AS messages, COALESCE(SUM(size_bytes), 0) AS bytes, "+
+			"COALESCE(SUM(CASE WHEN state = ? THEN 1 ELSE 0 END), 0) AS pending", StateWritten).Scan(&s).Error
+	if err != nil {
+		return ColdStats{}, fmt.Errorf("manifest: stats: %w", err)
+	}
+	return s, nil
+}
