@@ -338,6 +338,15 @@ func TestTransfer(t *testing.T) {
 	if _, err := h.eng.Transfer(h.ctx, 2, s.ID, TransferTo{AgentID: 71}, "", 70); session.ErrorCode(err) != session.ENOTFOUND {
 		t.Fatalf("another shop's session: %v", err)
 	}
+	// 71 is full; a third session waits. Transferring one of 71's sessions away serves it at once.
+	s3 := h.open(1, unknown)
+	if got := h.sess.get(s3.ID); got.State != session.StateQueued {
+		t.Fatalf("third session: %+v", got)
+	}
+	if _, err := h.eng.Transfer(h.ctx, 1, s.ID, TransferTo{Group: "b"}, "", 70); err != nil {
+		t.Fatalf("transfer back to b: %v", err)
+	}
+	wantAgent(t, h.sess.get(s3.ID), 71)
 }
 
 func TestManualAssignForces(t *testing.T) {

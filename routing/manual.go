@@ -94,7 +94,19 @@ func (e *Engine) Transfer(ctx context.Context, shopID, sessionID int64, to Trans
 		return nil, err
 	}
 	e.emit(record{trace: d.tr})
+	e.drainFreed(ctx, shopID, s.AgentID)
 	return d.tr, nil
+}
+
+// drainFreed serves the queue after a hand-over freed capacity at agentID (0: none was freed). A
+// failure is logged only: the hand-over itself is done, and Tick drains again within a second.
+func (e *Engine) drainFreed(ctx context.Context, shopID, agentID int64) {
+	if agentID == 0 {
+		return
+	}
+	if _, err := e.drain(ctx, shopID, e.now(), false); err != nil {
+		e.cfg.Logger.Warn("drain after a hand-over", "shop", shopID, "err", err)
+	}
 }
 
 func describeTarget(to TransferTo) string {
@@ -223,6 +235,9 @@ func (e *Engine) Assign(ctx context.Context, shopID, sessionID, agentID, by int6
 	sh.lastAssigned[agentID] = now
 	sh.mu.Unlock()
 	e.stats.forced.Add(1)
+	if hadPrev && prev.AgentID != agentID {
+		defer e.drainFreed(ctx, shopID, prev.AgentID)
+	}
 	tr := &Trace{ShopID: shopID, SessionID: sessionID, At: now, Cause: CauseManual, Version: VersionNone, Rule: rules.DefaultRule,
 		RuleName: "manual", Weight: units, Staff: len(snap.staff), Eligible: 1, Outcome: OutcomeAssigned, AgentID: agentID,
 		Over: over, Note: fmt.Sprintf("assigned by manager %d", by)}
