@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -121,6 +122,18 @@ func testBlobs(t *testing.T, newBlobs func(t *testing.T) Blobs) {
 		}
 	})
 
+	t.Run("ListPastOnePage", func(t *testing.T) {
+		// S3 answers a listing 1000 keys at a time.
+		b := newBlobs(t)
+		for i := range 1005 {
+			put(t, b, fmt.Sprintf("many/%04d", i), "x")
+		}
+		list, err := b.List(ctx, "many/")
+		if err != nil || len(list) != 1005 || list[0].Key != "many/0000" || list[1004].Key != "many/1004" {
+			t.Fatalf("list of 1005: %d keys, %v", len(list), err)
+		}
+	})
+
 	t.Run("InvalidKeys", func(t *testing.T) {
 		b := newBlobs(t)
 		for _, bad := range []string{"", "../x", "a/../../x", "a/./b", "/abs", "a//b", "a/", "a\\b", "a\x00b", "a\nb", strings.Repeat("k", 1025), "\xff\xfe"} {
@@ -150,6 +163,7 @@ func testBlobs(t *testing.T, newBlobs func(t *testing.T) Blobs) {
 }
 
 func TestLocalDirConformance(t *testing.T) {
+	t.Parallel()
 	testBlobs(t, func(t *testing.T) Blobs {
 		d, err := NewLocalDir(t.TempDir())
 		if err != nil {
@@ -176,6 +190,7 @@ func newTestS3(t testing.TB) *S3 {
 }
 
 func TestS3Conformance(t *testing.T) {
+	t.Parallel()
 	testBlobs(t, func(t *testing.T) Blobs { return newTestS3(t) })
 }
 

@@ -258,8 +258,9 @@ type EraseResult struct {
 
 // Erase removes every cold message of the shop's given conversations (a buyer's, on request): each
 // segment holding any is written again without them under its next generation, the manifest row is
-// switched to the new object, and only then the old object is
-// deleted. A rerun after a crash finishes the work; it re-checks the run's lease before deleting.
+// switched to the new object, and only then is the old object deleted. A rerun after a crash
+// finishes the work; it re-checks the run's lease before deleting. Erasing the warm and hot copies
+// and the search index is the caller's part.
 func (c *Cold) Erase(ctx context.Context, shopID int64, conversationIDs []int64) (EraseResult, error) {
 	var res EraseResult
 	if shopID <= 0 || len(conversationIDs) == 0 {
@@ -288,7 +289,8 @@ func (c *Cold) Erase(ctx context.Context, shopID int64, conversationIDs []int64)
 		res.Messages += rec.MessageCount - int64(len(keep))
 		// A segment left empty stays in the manifest with no messages, so its row and object follow
 		// the same switch as every rewrite and a crash leaves nothing unaccounted for.
-		next, err := writeSegment(ctx, c.blobs, func(n string) error { return crash(c.crashPoint, "erase."+n) }, SegmentHeader{ShopID: rec.ShopID, Period: rec.Period, Part: rec.Part, Generation: rec.Generation + 1}, keep)
+		h := SegmentHeader{ShopID: rec.ShopID, Period: rec.Period, Part: rec.Part, Generation: rec.Generation + 1}
+		next, err := writeSegment(ctx, c.blobs, func(n string) error { return crash(c.crashPoint, "erase."+n) }, h, keep)
 		if err != nil {
 			return res, err
 		}
