@@ -30,23 +30,30 @@ func TestHistoryMergesTiers(t *testing.T) {
 				if last, err := h.LastSeq(ctx, conv); err != nil || last != top {
 					t.Fatalf("last seq %d %v, want %d", last, err, top)
 				}
-				for _, limit := range []int{1, 7, 1000} {
-					for from := int64(0); from <= top; from++ {
-						got, err := h.After(ctx, conv, from, limit)
-						if err != nil {
-							t.Fatal(err)
-						}
-						if w := span(from+1, min(top, from+int64(limit))); !slices.Equal(seqs(got), w) {
-							t.Fatalf("After(%d, %d, %d) = %v, want %v", conv, from, limit, seqs(got), w)
-						}
-						got, err = h.Before(ctx, conv, from+1, limit)
-						if err != nil {
-							t.Fatal(err)
-						}
-						if w := span(max(1, from+1-int64(limit)), from); !slices.Equal(seqs(got), w) {
-							t.Fatalf("Before(%d, %d, %d) = %v, want %v", conv, from+1, limit, seqs(got), w)
-						}
+				floor := warm[conv][0].Seq
+				check := func(from int64, limit int) {
+					t.Helper()
+					got, err := h.After(ctx, conv, from, limit)
+					if err != nil {
+						t.Fatal(err)
 					}
+					if w := span(from+1, min(top, from+int64(limit))); !slices.Equal(seqs(got), w) {
+						t.Fatalf("After(%d, %d, %d) = %v, want %v", conv, from, limit, seqs(got), w)
+					}
+					got, err = h.Before(ctx, conv, from+1, limit)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if w := span(max(1, from+1-int64(limit)), from); !slices.Equal(seqs(got), w) {
+						t.Fatalf("Before(%d, %d, %d) = %v, want %v", conv, from+1, limit, seqs(got), w)
+					}
+				}
+				for from := int64(0); from <= top; from++ {
+					check(from, 7)
+				}
+				for from := max(0, floor-3); from <= min(top, floor+2); from++ {
+					check(from, 1)
+					check(from, 1000)
 				}
 				all, _ := h.After(ctx, conv, 0, 1000)
 				for i, m := range all {
