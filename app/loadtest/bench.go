@@ -48,6 +48,13 @@ type options struct {
 	window        int
 	data          string
 	operatorToken string
+
+	// The route scenario's flags; see routeFlags.
+	rules      int
+	capacity   int
+	hold       time.Duration
+	flap       float64
+	flapPeriod time.Duration
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -55,26 +62,43 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	var addrs string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.scenario, "scenario", "chat", "load scenario; only chat exists: buyers and agents write into assigned conversations")
+	fs.StringVar(&o.scenario, "scenario", "chat", "load scenario: chat (buyers and agents write into assigned conversations; BENCH line) or route (buyers open sessions that the node's routing assigns; ROUTE line)")
 	fs.StringVar(&addrs, "addr", "http://127.0.0.1:8080", "base URL of a node, or a comma-separated list (loopback only)")
-	fs.IntVar(&o.buyers, "buyers", 100, "buyers, each with one conversation")
-	fs.IntVar(&o.agents, "agents", 10, "agents; conversations are assigned to them round-robin")
+	fs.IntVar(&o.buyers, "buyers", 100, fmt.Sprintf("chat: buyers, each with one conversation; route: the buyer pool, each buyer looping send → assigned → --hold → close (default %d in the route scenario)", defaultRouteBuyers))
+	fs.IntVar(&o.agents, "agents", 10, "agents; chat: conversations are assigned to them round-robin; route: agent j has capacity --capacity and group g<j%10>")
 	fs.Float64Var(&o.rate, "rate", 1000, "messages per second in total, half from buyers and half from agents; 0 = as fast as the window allows")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long senders send (the measured window)")
-	fs.DurationVar(&o.drain, "drain", 10*time.Second, "how long to wait afterwards for outstanding acks and deliveries")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long senders send, or buyers open sessions (the measured window)")
+	fs.DurationVar(&o.drain, "drain", 10*time.Second, "how long to wait afterwards: chat, for outstanding acks and deliveries; route, for waiting sessions to be assigned and held ones to close")
 	fs.IntVar(&o.idleConns, "idle-conns", 0, "extra idle, heartbeating buyer connections for the memory figure")
 	fs.DurationVar(&o.idleSettle, "idle-settle", 30*time.Second, "how long idle connections settle before the server's memory is read again")
 	fs.IntVar(&o.window, "window", 16, "sends each sender may have outstanding (un-acked)")
 	fs.StringVar(&o.data, "data", "./data", "the node's data directory, for operator.token")
 	fs.StringVar(&o.operatorToken, "operator-token", "", "operator token (default: $SHOPDESK_OPERATOR_TOKEN, then <data>/operator.token)")
+	routeFlags(fs, &o)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if o.scenario != "chat" {
-		return o, fmt.Errorf("unknown scenario %q (known: chat)", o.scenario)
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	switch o.scenario {
+	case "chat":
+		for _, name := range routeOnlyFlags {
+			if given[name] {
+				return o, fmt.Errorf("--%s belongs to the route scenario", name)
+			}
+		}
+	case "route":
+		if !given["buyers"] {
+			o.buyers = defaultRouteBuyers
+		}
+		if err := o.checkRoute(given); err != nil {
+			return o, err
+		}
+	default:
+		return o, fmt.Errorf("unknown scenario %q (known: chat, route)", o.scenario)
 	}
 	var err error
 	if o.addrs, err = parseAddrs(addrs); err != nil {
@@ -110,9 +134,10 @@ func (o options) findOperatorToken() (string, error) {
 	return "", fmt.Errorf("%s is empty", path)
 }
 
-// Main runs `shopdesk bench` and returns its exit status: 0 when every send was acked and every acked
-// message reached the other side exactly once and in order, 1 when not or when the run failed, 2 for
-// bad flags. The last line of stdout is the BENCH summary; everything else goes to stderr.
+// Main runs `shopdesk bench` and returns its exit status: 0 when the scenario's checks hold (chat: every
+// send was acked and every acked message reached the other side exactly once and in order; route: see
+// benchRoute), 1 when not or when the run failed, 2 for bad flags. The last line of stdout is the
+// summary (BENCH or ROUTE); everything else goes to stderr.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseOptions(args, stderr)
 	if err != nil {
@@ -122,7 +147,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := &logger{w: stderr}
-	s, pass, err := benchChat(ctx, o, log)
+	var s fmt.Stringer
+	var pass bool
+	if o.scenario == "route" {
+		var rs routeSummary
+		rs, pass, err = benchRoute(ctx, o, log)
+		s = rs
+	} else {
+		var cs summary
+		cs, pass, err = benchChat(ctx, o, log)
+		s = cs
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "shopdesk bench:", err)
 		return 1

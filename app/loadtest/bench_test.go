@@ -14,12 +14,12 @@ import (
 	"github.com/shopdesk/shopdesk/app"
 )
 
-// startNode runs an embedded node in the test process and returns its base URL.
-func startNode(t *testing.T) string {
+// startNode runs an embedded node in the test process, with extra flags if any, and returns its base URL.
+func startNode(t *testing.T, extra ...string) string {
 	t.Helper()
 	ctx := context.Background()
-	cfg, err := app.ParseConfig("test", []string{"--addr=127.0.0.1:0", "--data=" + t.TempDir(), "--operator-token=tok",
-		"--frame-rate=100000"}, func(string) string { return "" })
+	args := append([]string{"--addr=127.0.0.1:0", "--data=" + t.TempDir(), "--operator-token=tok", "--frame-rate=100000"}, extra...)
+	cfg, err := app.ParseConfig("test", args, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
