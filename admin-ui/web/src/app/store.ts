@@ -88,6 +88,7 @@ export async function login(shop: string, username: string, password: string) {
   if (typeof Notification !== 'undefined' && Notification.permission === 'default') {
     Notification.requestPermission().catch(() => {})
   }
+  void start()
 }
 
 export async function logout() {
