@@ -249,6 +249,33 @@ func (r *redisRegistry) register(ctx context.Context, n nodeInfo) error {
 		p.HSet(ctx, r.prefix+"nodes:info", n.ID, data)
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return r.prune(ctx)
+}
+
+// staleAfter is how many heartbeat TTLs a node may be silent before its entry is removed: a crashed
+// node never deregisters, and its entry would otherwise stay forever (live ignores it after one TTL).
+const staleAfter = 10
+
+// prune removes the entries of nodes silent for staleAfter TTLs. A node that comes back registers
+// again with its next heartbeat.
+func (r *redisRegistry) prune(ctx context.Context) error {
+	max := "(" + strconv.FormatInt(time.Now().Add(-staleAfter*r.ttl).UnixMilli(), 10)
+	stale, err := r.rdb.ZRangeByScore(ctx, r.prefix+"nodes", &redis.ZRangeBy{Min: "-inf", Max: max}).Result()
+	if err != nil || len(stale) == 0 {
+		return err
+	}
+	members := make([]any, len(stale))
+	for i, id := range stale {
+		members[i] = id
+	}
+	_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, r.prefix+"nodes", members...)
+		p.HDel(ctx, r.prefix+"nodes:info", stale...)
+		return nil
+	})
 	return err
 }
 
