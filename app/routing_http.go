@@ -48,6 +48,15 @@ func (a *App) mountRouting(au, mgr *gin.RouterGroup) {
 	r.GET("/agents", a.routingAgents)
 }
 
+// answer writes body with 200, or err when there is one.
+func answer(c *gin.Context, err error, body gin.H) {
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, body)
+}
+
 // bindLarge is bind with a larger body limit, for rule sets.
 func bindLarge(c *gin.Context, v any) bool {
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxRuleSetBody)
@@ -148,11 +157,7 @@ func (a *App) getVersion(c *gin.Context) {
 		return
 	}
 	v, err := a.routing.Store().Version(c.Request.Context(), who(c).shop.ID, n)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"version": v})
+	answer(c, err, gin.H{"version": v})
 }
 
 // diffVersion compares a version with another (?against=, default: the one before it).
@@ -234,11 +239,7 @@ func (a *App) routingAudit(c *gin.Context) {
 		return
 	}
 	list, err := a.routing.Store().Audit(c.Request.Context(), who(c).shop.ID, int(limit))
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"audit": list})
+	answer(c, err, gin.H{"audit": list})
 }
 
 // validateRules answers 200 with every problem of a rule set (none when it compiles): editors call it
@@ -332,11 +333,7 @@ func (a *App) simulate(c *gin.Context) {
 	tr, err := a.routing.Simulate(c.Request.Context(), who(c).shop.ID, routing.SimulateRequest{RuleSet: in.RuleSet, Draft: in.Draft,
 		Version: in.Version, Session: in.Session, SessionID: in.SessionID, LastAgentID: in.LastAgentID,
 		Waited: time.Duration(in.WaitedSeconds) * time.Second})
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"trace": tr})
+	answer(c, err, gin.H{"trace": tr})
 }
 
 func (a *App) shadowResults(c *gin.Context) {
