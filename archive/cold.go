@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -267,8 +266,8 @@ func (c *Cold) Erase(ctx context.Context, shopID int64, conversationIDs []int64)
 		return res, session.Errorf(session.EINVALID, "erase needs a shop and at least one conversation")
 	}
 	// A crash between switching a row and deleting the old object leaves that object behind, and a
-	// rerun no longer finds it through the manifest: older generations are swept first.
-	if err := c.sweepOldGenerations(ctx, shopID); err != nil {
+	// rerun no longer finds it through the manifest: garbage is swept first.
+	if err := sweepGarbage(ctx, c.manifest, c.blobs, shopID); err != nil {
 		return res, err
 	}
 	recs, err := c.manifest.segmentsOf(ctx, shopID, conversationIDs)
@@ -343,10 +342,11 @@ func writeSegment(ctx context.Context, blobs Blobs, crashPoint func(string) erro
 	if err != nil {
 		return SegmentRecord{}, &session.Error{Code: session.EINTERNAL, Message: "encode segment", Err: err}
 	}
+	sum := Checksum(data)
 	rec := SegmentRecord{
 		ShopID: h.ShopID, Period: h.Period, Part: h.Part, Generation: h.Generation,
-		ObjectKey: SegmentKey(h.ShopID, h.Period, h.Part, h.Generation), MessageCount: int64(len(msgs)),
-		SizeBytes: int64(len(data)), Checksum: Checksum(data), Ranges: ranges(msgs), CreatedAt: time.Now().UTC(),
+		ObjectKey: SegmentKey(h.ShopID, h.Period, h.Part, h.Generation, sum), MessageCount: int64(len(msgs)),
+		SizeBytes: int64(len(data)), Checksum: sum, Ranges: ranges(msgs), CreatedAt: time.Now().UTC(),
 	}
 	for i, m := range msgs {
 		t := m.CreatedAt.UTC()
@@ -377,40 +377,42 @@ func crash(hook func(string) error, name string) error {
 	return hook(name)
 }
 
-// sweepOldGenerations deletes the shop's segment objects whose generation is older than their
-// manifest row's: leftovers of an erasure that stopped after switching the row.
-func (c *Cold) sweepOldGenerations(ctx context.Context, shopID int64) error {
-	recs, err := c.manifest.Segments(ctx, shopID)
+// sweepGarbage deletes the shop's segment objects that no manifest row can come to record: older
+// generations of a recorded part (left by an erasure that stopped after switching the row), and
+// objects of a recorded part and generation under another key (left by a run that stopped after
+// writing, or lost a race, before recording). Objects of parts not recorded may be a run's work in
+// progress and are left alone.
+func sweepGarbage(ctx context.Context, m *Manifest, blobs Blobs, shopID int64) error {
+	recs, err := m.Segments(ctx, shopID)
 	if err != nil {
 		return unavailable(err)
 	}
-	current := map[string]int{}
-	for _, r := range recs {
-		current[fmt.Sprintf("%s/%d", r.Period, r.Part)] = r.Generation
+	type partKey struct {
+		period string
+		part   int
 	}
-	objs, err := c.blobs.List(ctx, fmt.Sprintf("cold/%d/", shopID))
+	current := map[partKey]SegmentRecord{}
+	for _, r := range recs {
+		current[partKey{r.Period, r.Part}] = r
+	}
+	objs, err := blobs.List(ctx, fmt.Sprintf("cold/%d/", shopID))
 	if err != nil {
 		return unavailable(err)
 	}
 	for _, o := range objs {
-		var period string
-		var part, gen int
-		rest := strings.TrimPrefix(o.Key, fmt.Sprintf("cold/%d/", shopID))
-		i := strings.IndexByte(rest, '/')
-		if i < 0 {
+		period, part, gen, ok := parseSegmentKey(shopID, o.Key)
+		if !ok {
 			continue
 		}
-		period = rest[:i]
-		if _, err := fmt.Sscanf(rest[i+1:], "%06d-g%d.jsonl.zst", &part, &gen); err != nil {
+		cur, ok := current[partKey{period, part}]
+		if !ok || gen > cur.Generation || o.Key == cur.ObjectKey {
 			continue
 		}
-		if cur, ok := current[fmt.Sprintf("%s/%d", period, part)]; ok && gen < cur {
-			if !LeaseFrom(ctx).Held(ctx) {
-				return ErrLeaseLost
-			}
-			if err := c.blobs.Delete(ctx, o.Key); err != nil {
-				return unavailable(err)
-			}
+		if !LeaseFrom(ctx).Held(ctx) {
+			return ErrLeaseLost
+		}
+		if err := blobs.Delete(ctx, o.Key); err != nil {
+			return unavailable(err)
 		}
 	}
 	return nil

@@ -133,6 +133,9 @@ func (a *Archiver) archiveShop(ctx context.Context, shop int64, now, until time.
 			return err
 		}
 	}
+	if err := sweepGarbage(ctx, a.manifest, a.blobs, shop); err != nil {
+		return err
+	}
 	cutoff := until
 	if cutoff.IsZero() {
 		days := DefaultArchiveDays
@@ -178,6 +181,12 @@ func (a *Archiver) archivePeriod(ctx context.Context, shop int64, period string,
 		if err := ctx.Err(); err != nil {
 			return moved, err
 		}
+		// The part number is taken before the rows are read: a run that read rows another run has
+		// since archived then writes under a part number already recorded, and is refused.
+		part, err := a.manifest.NextPart(ctx, shop, period)
+		if err != nil {
+			return moved, err
+		}
 		msgs, err := a.warm.MessagesBetween(ctx, shop, from, to, a.cfg.PartMessages)
 		if err != nil || len(msgs) == 0 {
 			return moved, err
@@ -190,10 +199,6 @@ func (a *Archiver) archivePeriod(ctx context.Context, shop int64, period string,
 			}
 			return cmpInt(x.Seq, y.Seq)
 		})
-		part, err := a.manifest.NextPart(ctx, shop, period)
-		if err != nil {
-			return moved, err
-		}
 		rec, err := writeSegment(ctx, a.blobs, a.prefixed, SegmentHeader{ShopID: shop, Period: period, Part: part}, msgs)
 		if err != nil {
 			return moved, err
@@ -202,7 +207,7 @@ func (a *Archiver) archivePeriod(ctx context.Context, shop int64, period string,
 			return moved, err
 		}
 		rec.State = StateWritten
-		if rec, err = a.manifest.Record(ctx, rec); err != nil {
+		if rec, err = a.manifest.Record(ctx, rec, messageKeys(msgs)); err != nil {
 			return moved, err
 		}
 		res.Moved += rec.MessageCount
@@ -221,10 +226,7 @@ func (a *Archiver) archivePeriod(ctx context.Context, shop int64, period string,
 
 // deleteWarm deletes the warm rows of a recorded segment, under the lease, and marks it done.
 func (a *Archiver) deleteWarm(ctx context.Context, rec SegmentRecord, msgs []session.Message, res *JobResult) error {
-	keys := make([]session.MessageKey, len(msgs))
-	for i, m := range msgs {
-		keys[i] = session.MessageKey{ConversationID: m.ConversationID, Seq: m.Seq}
-	}
+	keys := messageKeys(msgs)
 	for len(keys) > 0 {
 		n := min(len(keys), 5000)
 		if err := a.crash("archive.before_delete"); err != nil {
@@ -250,3 +252,11 @@ func (a *Archiver) crash(name string) error { return crash(a.cfg.CrashPoint, nam
 
 // prefixed passes writeSegment's step names to the crash hook under the job's name.
 func (a *Archiver) prefixed(name string) error { return a.crash("archive." + name) }
+
+func messageKeys(msgs []session.Message) []session.MessageKey {
+	keys := make([]session.MessageKey, len(msgs))
+	for i, m := range msgs {
+		keys[i] = session.MessageKey{ConversationID: m.ConversationID, Seq: m.Seq}
+	}
+	return keys
+}

@@ -8,6 +8,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/shopdesk/shopdesk/session"
 )
 
 // Segment states in the manifest.
@@ -64,9 +66,13 @@ func NewManifest(db *gorm.DB) *Manifest { return &Manifest{db: db} }
 // ErrManifestConflict is wrapped when the manifest already records a different object for a part.
 var ErrManifestConflict = errors.New("manifest conflict")
 
-// Record adds rec and its ranges in one transaction. Recording the same object again (a rerun after
-// a crash) returns the stored row; a different object for the same part is ErrManifestConflict.
-func (m *Manifest) Record(ctx context.Context, rec SegmentRecord) (SegmentRecord, error) {
+// Record adds rec and its ranges in one transaction, as the segment that now holds the warm messages
+// named by warm. Recording the same object again (a rerun after a crash) returns the stored row. It
+// refuses with ErrManifestConflict, recording nothing, when the part already holds another object,
+// when another segment of the shop is recorded but its warm rows not yet deleted, or when any of
+// the warm messages is gone: each means another run archived them first (two runs whose leases
+// overlapped), and recording would hold a message twice.
+func (m *Manifest) Record(ctx context.Context, rec SegmentRecord, warm []session.MessageKey) (SegmentRecord, error) {
 	rec.ID = 0
 	ranges := rec.Ranges
 	err := m.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -77,11 +83,26 @@ func (m *Manifest) Record(ctx context.Context, rec SegmentRecord) (SegmentRecord
 		}
 		if res.RowsAffected > 0 {
 			if got.ObjectKey != rec.ObjectKey || got.Checksum != rec.Checksum {
-				return fmt.Errorf("%w: shop %d period %s part %d holds %s (%s), not %s (%s)", ErrManifestConflict,
-					rec.ShopID, rec.Period, rec.Part, got.ObjectKey, got.Checksum, rec.ObjectKey, rec.Checksum)
+				return fmt.Errorf("%w: shop %d period %s part %d holds %s, not %s", ErrManifestConflict,
+					rec.ShopID, rec.Period, rec.Part, got.ObjectKey, rec.ObjectKey)
 			}
 			rec = got
 			return nil
+		}
+		// A locking read: a concurrent Record for the shop waits here until this one commits, then
+		// sees its row.
+		var open []SegmentRecord
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("shop_id = ? AND state = ?", rec.ShopID, StateWritten).Find(&open).Error
+		if err != nil {
+			return err
+		}
+		if len(open) > 0 {
+			return fmt.Errorf("%w: segment %s of shop %d still has warm rows to delete", ErrManifestConflict, open[0].ObjectKey, rec.ShopID)
+		}
+		if n, err := session.NewSQLLog(tx).CountMessages(ctx, warm); err != nil {
+			return err
+		} else if n != int64(len(warm)) {
+			return fmt.Errorf("%w: %d of the segment's %d messages are no longer warm", ErrManifestConflict, int64(len(warm))-n, len(warm))
 		}
 		if err := tx.Omit("Ranges").Create(&rec).Error; err != nil {
 			return err

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/shopdesk/shopdesk/session"
 )
 
 // TestManifest checks the manifest's own rules on SQLite and MariaDB: a part is recorded once, a
@@ -16,27 +18,39 @@ func TestManifest(t *testing.T) {
 			ctx := context.Background()
 			m := NewManifest(tr.db(t))
 			at := time.Date(2026, 1, 2, 3, 4, 5, 600000000, time.UTC)
-			rec := SegmentRecord{ShopID: 5, Period: "2026-01", Part: 0, ObjectKey: SegmentKey(5, "2026-01", 0, 0), MessageCount: 3,
+			rec := SegmentRecord{ShopID: 5, Period: "2026-01", Part: 0, ObjectKey: SegmentKey(5, "2026-01", 0, 0, "sha256:aa"), MessageCount: 3,
 				SizeBytes: 99, Checksum: "sha256:aa", FirstTime: at, LastTime: at.Add(time.Hour), State: StateWritten, CreatedAt: at,
 				Ranges: []SegmentRange{{ConversationID: 1, FirstSeq: 1, LastSeq: 2, MessageCount: 2}, {ConversationID: 2, FirstSeq: 7, LastSeq: 7, MessageCount: 1}}}
 			if n, err := m.NextPart(ctx, 5, "2026-01"); err != nil || n != 0 {
 				t.Fatalf("next part of an empty period: %d %v", n, err)
 			}
-			got, err := m.Record(ctx, rec)
+			got, err := m.Record(ctx, rec, nil)
 			if err != nil || got.ID == 0 {
 				t.Fatalf("record: %+v %v", got, err)
 			}
-			again, err := m.Record(ctx, rec)
+			again, err := m.Record(ctx, rec, nil)
 			if err != nil || again.ID != got.ID {
 				t.Fatalf("record again: %+v %v", again, err)
 			}
 			other := rec
 			other.Checksum = "sha256:bb"
-			if _, err := m.Record(ctx, other); !errors.Is(err, ErrManifestConflict) {
+			if _, err := m.Record(ctx, other, nil); !errors.Is(err, ErrManifestConflict) {
 				t.Fatalf("another object for the same part: %v", err)
 			}
 			if n, _ := m.NextPart(ctx, 5, "2026-01"); n != 1 {
 				t.Fatalf("next part: %d", n)
+			}
+			// While part 0's warm rows are not deleted, no other part of the shop is recorded.
+			part1 := rec
+			part1.Part, part1.Checksum = 1, "sha256:dd"
+			part1.ObjectKey = SegmentKey(5, "2026-01", 1, 0, part1.Checksum)
+			if _, err := m.Record(ctx, part1, nil); !errors.Is(err, ErrManifestConflict) {
+				t.Fatalf("a second part while the first is pending: %v", err)
+			}
+			// Nor one whose warm messages are gone.
+			part1.ShopID, part1.ObjectKey = 6, SegmentKey(6, "2026-01", 1, 0, part1.Checksum)
+			if _, err := m.Record(ctx, part1, []session.MessageKey{{ConversationID: 77, Seq: 1}}); !errors.Is(err, ErrManifestConflict) {
+				t.Fatalf("a segment of messages no longer warm: %v", err)
 			}
 			if p, err := m.Pending(ctx, 5); err != nil || len(p) != 1 || p[0].ID != got.ID {
 				t.Fatalf("pending: %+v %v", p, err)
@@ -60,7 +74,7 @@ func TestManifest(t *testing.T) {
 				t.Fatalf("conversation 1 above seq 3: %+v", segs)
 			}
 			next := rec
-			next.Generation, next.ObjectKey, next.MessageCount, next.Checksum = 1, SegmentKey(5, "2026-01", 0, 1), 1, "sha256:cc"
+			next.Generation, next.ObjectKey, next.MessageCount, next.Checksum = 1, SegmentKey(5, "2026-01", 0, 1, "sha256:cc"), 1, "sha256:cc"
 			next.Ranges = []SegmentRange{{ConversationID: 2, FirstSeq: 7, LastSeq: 7, MessageCount: 1}}
 			if ok, err := m.Replace(ctx, got, next); err != nil || !ok {
 				t.Fatalf("replace: %v %v", ok, err)

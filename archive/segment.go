@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -68,9 +69,34 @@ func (p Period) Bounds(t time.Time) (name string, from, to time.Time, err error)
 	return "", time.Time{}, time.Time{}, fmt.Errorf("period %q: want %q or %q", p, PeriodMonth, PeriodDay)
 }
 
-// SegmentKey is the object key of a segment: cold/<shop>/<period>/<part>-g<generation>.jsonl.zst.
-func SegmentKey(shopID int64, period string, part, generation int) string {
-	return fmt.Sprintf("cold/%d/%s/%06d-g%d.jsonl.zst", shopID, period, part, generation)
+// SegmentKey is the object key of a segment: cold/<shop>/<period>/<part>-g<generation>-<hash>.jsonl.zst,
+// where hash is the first 16 hex digits of its checksum. The same messages always get the same key,
+// and different contents never share one, so no object that a manifest row records is ever
+// overwritten, whatever two runs do at once.
+func SegmentKey(shopID int64, period string, part, generation int, checksum string) string {
+	h := strings.TrimPrefix(checksum, "sha256:")
+	if len(h) > 16 {
+		h = h[:16]
+	}
+	return fmt.Sprintf("cold/%d/%s/%06d-g%d-%s.jsonl.zst", shopID, period, part, generation, h)
+}
+
+// parseSegmentKey returns the period, part and generation a segment key names; ok is false for keys
+// of another shape.
+func parseSegmentKey(shopID int64, key string) (period string, part, generation int, ok bool) {
+	rest, found := strings.CutPrefix(key, fmt.Sprintf("cold/%d/", shopID))
+	if !found {
+		return "", 0, 0, false
+	}
+	period, name, found := strings.Cut(rest, "/")
+	if !found {
+		return "", 0, 0, false
+	}
+	var hash string
+	if n, err := fmt.Sscanf(strings.TrimSuffix(name, ".jsonl.zst"), "%d-g%d-%s", &part, &generation, &hash); err != nil || n != 3 {
+		return "", 0, 0, false
+	}
+	return period, part, generation, true
 }
 
 // Checksum is the checksum the manifest keeps of a segment object: "sha256:" and the hex digest of

@@ -94,7 +94,17 @@ func TestPeriodBounds(t *testing.T) {
 			t.Errorf("%s: %s %v %v %v", c.p, name, from, to, err)
 		}
 	}
-	if k := SegmentKey(42, "2026-01", 3, 1); k != "cold/42/2026-01/000003-g1.jsonl.zst" || CheckKey(k) != nil {
+	sum := Checksum([]byte("x"))
+	k := SegmentKey(42, "2026-01", 3, 1, sum)
+	if k != "cold/42/2026-01/000003-g1-"+sum[7:23]+".jsonl.zst" || CheckKey(k) != nil {
 		t.Fatalf("segment key %q", k)
+	}
+	if period, part, gen, ok := parseSegmentKey(42, k); !ok || period != "2026-01" || part != 3 || gen != 1 {
+		t.Fatalf("parse %q: %s %d %d %v", k, period, part, gen, ok)
+	}
+	for _, bad := range []string{"cold/43/2026-01/000003-g1-ab.jsonl.zst", "cold/42/000003-g1-ab.jsonl.zst", "cold/42/2026-01/x.jsonl.zst", "cold/42/2026-01/000003-g1.jsonl.zst"} {
+		if _, _, _, ok := parseSegmentKey(42, bad); ok {
+			t.Errorf("parsed %q", bad)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -50,16 +51,14 @@ func (l *SQLLog) MessagesBetween(ctx context.Context, shopID int64, from, to tim
 // DeleteMessages deletes the given messages from the warm store, the last step of moving them to the
 // cold tier, and returns how many rows it removed; keys already gone are not an error.
 func (l *SQLLog) DeleteMessages(ctx context.Context, keys []MessageKey) (int64, error) {
-	byConv := map[int64][]int64{}
-	var order []int64
-	for _, k := range keys {
-		if _, seen := byConv[k.ConversationID]; !seen {
-			order = append(order, k.ConversationID)
-		}
-		byConv[k.ConversationID] = append(byConv[k.ConversationID], k.Seq)
+	byConv := groupByConversation(keys)
+	convs := make([]int64, 0, len(byConv))
+	for conv := range byConv {
+		convs = append(convs, conv)
 	}
+	slices.Sort(convs) // one lock order for concurrent deleters
 	var deleted int64
-	for _, conv := range order {
+	for _, conv := range convs {
 		seqs := byConv[conv]
 		for len(seqs) > 0 {
 			n := min(len(seqs), 500)
@@ -87,4 +86,30 @@ func (l *SQLLog) WarmFloor(ctx context.Context, conversationID int64) (int64, er
 		return 0, nil
 	}
 	return *floor, nil
+}
+
+// CountMessages returns how many of the given messages are in the warm store.
+func (l *SQLLog) CountMessages(ctx context.Context, keys []MessageKey) (int64, error) {
+	var total int64
+	for conv, seqs := range groupByConversation(keys) {
+		for len(seqs) > 0 {
+			n := min(len(seqs), 500)
+			var c int64
+			err := l.db.WithContext(ctx).Model(&Message{}).Where("conversation_id = ? AND seq IN ?", conv, seqs[:n]).Count(&c).Error
+			if err != nil {
+				return 0, unavailable(err, "count archived messages")
+			}
+			total += c
+			seqs = seqs[n:]
+		}
+	}
+	return total, nil
+}
+
+func groupByConversation(keys []MessageKey) map[int64][]int64 {
+	out := map[int64][]int64{}
+	for _, k := range keys {
+		out[k.ConversationID] = append(out[k.ConversationID], k.Seq)
+	}
+	return out
 }
