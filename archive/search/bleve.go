@@ -2,8 +2,10 @@ package search
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,49 +20,95 @@ import (
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/mapping"
 	bq "github.com/blevesearch/bleve/v2/search/query"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/shopdesk/shopdesk/session"
 )
 
-// Bleve is the embedded Index: a bleve index in a directory (or in memory), for one node.
+// Bleve is the embedded Index: bleve indexes in a directory (or in memory), for one node. Shops are
+// spread over a fixed number of shards, one bleve index each, because a query is always for one
+// shop: it then reads only its shard's postings, not every shop's, and batches for different shards
+// are written in parallel.
 type Bleve struct {
-	idx bleve.Index
+	shards []bleve.Index
 }
 
 var _ Index = (*Bleve)(nil)
 
-// mappingVersion is recorded in the index; a directory made with another version is refused
+// DefaultShards is the number of shards of a new embedded index; it is fixed when the directory is
+// created.
+const DefaultShards = 16
+
+// mappingVersion is recorded in each shard; a directory made with another version is refused
 // rather than searched with a mapping it was not built with.
 const (
 	mappingVersionKey = "shopdesk.mapping"
-	mappingVersion    = "1"
+	mappingVersion    = "2"
+	layoutFile        = "shopdesk-search.json"
 )
 
-// OpenBleve opens the index in dir, creating it (and dir) when it does not exist yet.
+// layout is what the directory's layoutFile records.
+type layout struct {
+	Version string `json:"version"`
+	Shards  int    `json:"shards"`
+}
+
+// OpenBleve opens the index in dir, creating it (and dir) with DefaultShards shards when it does
+// not exist yet.
 func OpenBleve(dir string) (*Bleve, error) {
-	idx, err := bleve.Open(dir)
-	if errors.Is(err, bleve.ErrorIndexPathDoesNotExist) {
-		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	lay := layout{Version: mappingVersion, Shards: DefaultShards}
+	raw, err := os.ReadFile(filepath.Join(dir, layoutFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("search: create %s: %w", dir, err)
 		}
+		raw, _ = json.Marshal(lay)
+		if err := os.WriteFile(filepath.Join(dir, layoutFile), raw, 0o644); err != nil {
+			return nil, fmt.Errorf("search: create %s: %w", dir, err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("search: open %s: %w", dir, err)
+	default:
+		if err := json.Unmarshal(raw, &lay); err != nil || lay.Shards <= 0 {
+			return nil, fmt.Errorf("search: %s is not a search index directory: bad %s", dir, layoutFile)
+		}
+		if lay.Version != mappingVersion {
+			return nil, fmt.Errorf("search: index %s has mapping version %q, this build needs %q: rebuild it", dir, lay.Version, mappingVersion)
+		}
+	}
+	b := &Bleve{}
+	for i := range lay.Shards {
+		idx, err := openShard(filepath.Join(dir, fmt.Sprintf("%02d", i)))
+		if err != nil {
+			_ = b.Close()
+			return nil, err
+		}
+		b.shards = append(b.shards, idx)
+	}
+	return b, nil
+}
+
+func openShard(path string) (bleve.Index, error) {
+	idx, err := bleve.Open(path)
+	if errors.Is(err, bleve.ErrorIndexPathDoesNotExist) {
 		m, merr := bleveMapping()
 		if merr != nil {
 			return nil, merr
 		}
-		idx, err = bleve.New(dir, m)
+		idx, err = bleve.New(path, m)
 		if err == nil {
 			err = idx.SetInternal([]byte(mappingVersionKey), []byte(mappingVersion))
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("search: open bleve index %s: %w", dir, err)
+		return nil, fmt.Errorf("search: open bleve index %s: %w", path, err)
 	}
-	v, err := idx.GetInternal([]byte(mappingVersionKey))
-	if err != nil || string(v) != mappingVersion {
+	if v, err := idx.GetInternal([]byte(mappingVersionKey)); err != nil || string(v) != mappingVersion {
 		_ = idx.Close()
-		return nil, fmt.Errorf("search: bleve index %s has mapping version %q, this build needs %q: rebuild it", dir, v, mappingVersion)
+		return nil, fmt.Errorf("search: bleve index %s has mapping version %q, this build needs %q: rebuild it", path, v, mappingVersion)
 	}
-	return &Bleve{idx: idx}, nil
+	return idx, nil
 }
 
 // NewMemBleve returns an empty index kept in memory, for tests and benchmarks.
@@ -69,14 +117,21 @@ func NewMemBleve() (*Bleve, error) {
 	if err != nil {
 		return nil, err
 	}
-	// scorch, the engine of on-disk indexes, also runs without a path; bleve's NewMemOnly would use
-	// an older engine that is many times slower at indexing.
-	idx, err := bleve.NewUsing("", m, scorch.Name, scorch.Name, nil)
-	if err != nil {
-		return nil, fmt.Errorf("search: new bleve index: %w", err)
+	b := &Bleve{}
+	for range 4 {
+		// scorch, the engine of on-disk indexes, also runs without a path; bleve's NewMemOnly
+		// would use an older engine that is many times slower at indexing.
+		idx, err := bleve.NewUsing("", m, scorch.Name, scorch.Name, nil)
+		if err != nil {
+			_ = b.Close()
+			return nil, fmt.Errorf("search: new bleve index: %w", err)
+		}
+		b.shards = append(b.shards, idx)
 	}
-	return &Bleve{idx: idx}, nil
+	return b, nil
 }
+
+func (b *Bleve) shard(shopID int64) bleve.Index { return b.shards[shopID%int64(len(b.shards))] }
 
 // Analyzers of the code fields: a code is one token, lower-cased; its n-grams let a part of it match.
 const (
@@ -105,15 +160,19 @@ func bleveMapping() (mapping.IndexMapping, error) {
 		return nil, err
 	}
 
-	keyword := func() *mapping.FieldMapping {
+	keyword := func(store bool) *mapping.FieldMapping {
 		f := bleve.NewKeywordFieldMapping()
+		f.Store = store
 		f.IncludeInAll = false
 		f.IncludeTermVectors = false
 		return f
 	}
 	dm := bleve.NewDocumentStaticMapping()
-	for _, f := range []string{"shop", "conv", "buyer", "agent", "kind", "sender_kind", "type"} {
-		dm.AddFieldMappingsAt(f, keyword())
+	for _, f := range []string{"shop", "conv", "buyer", "agent"} {
+		dm.AddFieldMappingsAt(f, keyword(false)) // the numeric copies are the stored ones
+	}
+	for _, f := range []string{"kind", "sender_kind", "type"} {
+		dm.AddFieldMappingsAt(f, keyword(true))
 	}
 	for _, f := range []string{"shop_id", "conversation_id", "seq", "session_id", "buyer_id", "agent_id", "sender_id"} {
 		nf := bleve.NewNumericFieldMapping()
@@ -167,29 +226,41 @@ type bleveDoc struct {
 
 func key(id int64) string { return strconv.FormatInt(id, 10) }
 
-// Index implements Index.
+// Index implements Index. Each shard's batch is on disk when Index returns.
 func (b *Bleve) Index(ctx context.Context, docs []Document) error {
 	if len(docs) > MaxBatch {
 		return session.Errorf(session.ETOOLARGE, "search: %d documents in one batch, at most %d", len(docs), MaxBatch)
 	}
-	batch := b.idx.NewBatch()
+	batches := make(map[bleve.Index]*bleve.Batch)
 	for _, d := range docs {
 		if err := d.validate(); err != nil {
 			return err
 		}
 		d.CreatedAt = d.CreatedAt.UTC()
+		idx := b.shard(d.ShopID)
+		batch := batches[idx]
+		if batch == nil {
+			batch = idx.NewBatch()
+			batches[idx] = batch
+		}
 		bd := bleveDoc{Shop: key(d.ShopID), Conv: key(d.ConversationID), Buyer: key(d.BuyerID), Agent: key(d.AgentID), Document: d}
 		if err := batch.Index(d.ID(), bd); err != nil {
 			return fmt.Errorf("search: index %s: %w", d.ID(), err)
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	g, ctx := errgroup.WithContext(ctx)
+	for idx, batch := range batches {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := idx.Batch(batch); err != nil {
+				return fmt.Errorf("search: index batch: %w", err)
+			}
+			return nil
+		})
 	}
-	if err := b.idx.Batch(batch); err != nil {
-		return fmt.Errorf("search: index batch: %w", err)
-	}
-	return nil
+	return g.Wait()
 }
 
 func term(field, value string) bq.Query {
@@ -272,11 +343,13 @@ func (b *Bleve) Search(ctx context.Context, q Query) (Result, error) {
 		top = bq.NewConjunctionQuery(q.bleveFilters())
 		sort = []string{"-created_at", "-_id"}
 	} else {
-		bool := bq.NewBooleanQuery(nil, nil, nil)
-		bool.AddMust(k.bleveQuery())
-		bool.AddFilter(bq.NewConjunctionQuery(q.bleveFilters()))
-		top = bool
-		sort = []string{"-_score", "-created_at", "-_id"}
+		both := bq.NewBooleanQuery(nil, nil, nil)
+		both.AddMust(k.bleveQuery())
+		both.AddFilter(bq.NewConjunctionQuery(q.bleveFilters()))
+		top = both
+		// No id tie-break: each sort field is read for every matching document, and ties on score
+		// and time are rare enough not to be worth that.
+		sort = []string{"-_score", "-created_at"}
 	}
 	req := bleve.NewSearchRequestOptions(top, q.Limit, q.Offset, false)
 	req.SortBy(sort)
@@ -285,7 +358,7 @@ func (b *Bleve) Search(ctx context.Context, q Query) (Result, error) {
 		req.Highlight = bleve.NewHighlightWithStyle("html")
 		req.Highlight.AddField("text")
 	}
-	res, err := b.idx.SearchInContext(ctx, req)
+	res, err := b.shard(q.ShopID).SearchInContext(ctx, req)
 	if err != nil {
 		return Result{}, fmt.Errorf("search: %w", err)
 	}
@@ -326,22 +399,23 @@ func documentFromFields(f map[string]any) Document {
 
 // deleteMatching deletes, page by page, every document q matches. Each page is searched again
 // after the previous one is deleted, so a crash midway leaves a smaller set for the rerun.
-func (b *Bleve) deleteMatching(ctx context.Context, q bq.Query) (int64, error) {
+func (b *Bleve) deleteMatching(ctx context.Context, shopID int64, q bq.Query) (int64, error) {
+	idx := b.shard(shopID)
 	var n int64
 	for {
 		req := bleve.NewSearchRequestOptions(q, 1000, 0, false)
-		res, err := b.idx.SearchInContext(ctx, req)
+		res, err := idx.SearchInContext(ctx, req)
 		if err != nil {
 			return n, fmt.Errorf("search: delete: %w", err)
 		}
 		if len(res.Hits) == 0 {
 			return n, nil
 		}
-		batch := b.idx.NewBatch()
+		batch := idx.NewBatch()
 		for _, h := range res.Hits {
 			batch.Delete(h.ID)
 		}
-		if err := b.idx.Batch(batch); err != nil {
+		if err := idx.Batch(batch); err != nil {
 			return n, fmt.Errorf("search: delete: %w", err)
 		}
 		n += int64(len(res.Hits))
@@ -353,7 +427,7 @@ func (b *Bleve) DeleteBuyer(ctx context.Context, shopID, buyerID int64) (int64, 
 	if shopID <= 0 || buyerID <= 0 {
 		return 0, session.Errorf(session.EINVALID, "search: erasure needs a shop and a buyer")
 	}
-	return b.deleteMatching(ctx, bq.NewConjunctionQuery([]bq.Query{term("shop", key(shopID)), term("buyer", key(buyerID))}))
+	return b.deleteMatching(ctx, shopID, bq.NewConjunctionQuery([]bq.Query{term("shop", key(shopID)), term("buyer", key(buyerID))}))
 }
 
 // DeleteBefore implements Index.
@@ -364,8 +438,14 @@ func (b *Bleve) DeleteBefore(ctx context.Context, shopID int64, before time.Time
 	excl := false
 	r := bq.NewDateRangeInclusiveQuery(time.Time{}, before, nil, &excl)
 	r.SetField("created_at")
-	return b.deleteMatching(ctx, bq.NewConjunctionQuery([]bq.Query{term("shop", key(shopID)), r}))
+	return b.deleteMatching(ctx, shopID, bq.NewConjunctionQuery([]bq.Query{term("shop", key(shopID)), r}))
 }
 
 // Close implements Index.
-func (b *Bleve) Close() error { return b.idx.Close() }
+func (b *Bleve) Close() error {
+	var errs []error
+	for _, idx := range b.shards {
+		errs = append(errs, idx.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -3,6 +3,8 @@ package search
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,7 +13,7 @@ import (
 	"github.com/shopdesk/shopdesk/session"
 )
 
-// fixture is the suite's data set: two shops, so that every test also checks tenant isolation.
+// fixture is the suite's data set: several shops, so that every test also checks tenant isolation.
 // Shop 1 has buyers 11 (conversation 101, agent 7, after-sale) and 12 (conversation 102, agent 8,
 // pre-sale); shop 2 has the same words in conversation 201.
 var base = time.Date(2026, 3, 10, 8, 0, 0, 0, time.UTC)
@@ -42,6 +44,10 @@ func fixture() []Document {
 		doc(1, 102, 3, 12, 8, ps, b, "好的，我要退款 <b>不要了</b>"),
 		doc(2, 201, 1, 21, 9, as, b, "我要退款，订单E20260310999999"),
 		doc(2, 201, 2, 21, 9, as, s, "refund status is processing"),
+		// Shops 5 and 17 share a shard with shop 1 in the bleve index (4 shards in memory, 16 on
+		// disk), so isolation is also checked inside one shard.
+		doc(5, 501, 1, 11, 7, as, b, "退款 refund status E20260310123456 5678"),
+		doc(17, 1701, 1, 11, 7, as, b, "退款 refund status E20260310123456 5678"),
 	}
 }
 
@@ -128,7 +134,7 @@ func runConformance(t *testing.T, open func(t *testing.T) Index, refresh func(t 
 
 	t.Run("tenant isolation", func(t *testing.T) {
 		idx := setup(t)
-		for _, kw := range []string{"退款", "refund status", "E20260310999999", "999999", ""} {
+		for _, kw := range []string{"退款", "refund status", "E20260310999999", "999999", "E20260310123456", "5678", ""} {
 			for _, h := range search(t, idx, Query{ShopID: 1, Keyword: kw}).Hits {
 				if h.ShopID != 1 {
 					t.Errorf("%q in shop 1 returned %+v", kw, h.Document)
@@ -137,6 +143,9 @@ func runConformance(t *testing.T, open func(t *testing.T) Index, refresh func(t 
 		}
 		if r := search(t, idx, Query{ShopID: 2, Keyword: "E20260310123456"}); r.Total != 0 {
 			t.Errorf("shop 2 sees shop 1's order: %+v", r)
+		}
+		if r := search(t, idx, Query{ShopID: 5, BuyerID: 11}); r.Total != 1 {
+			t.Errorf("shop 5 has its one message of buyer 11, got %d", r.Total)
 		}
 		if r := search(t, idx, Query{ShopID: 3}); r.Total != 0 {
 			t.Errorf("empty shop has %d", r.Total)
@@ -256,6 +265,11 @@ func runConformance(t *testing.T, open func(t *testing.T) Index, refresh func(t 
 		if r := search(t, idx, Query{ShopID: 2}); r.Total != 2 {
 			t.Errorf("other shop has %d, want 2", r.Total)
 		}
+		for _, shop := range []int64{5, 17} {
+			if r := search(t, idx, Query{ShopID: shop}); r.Total != 1 {
+				t.Errorf("erasure in shop 1 touched shop %d: %d left", shop, r.Total)
+			}
+		}
 		if n, err := idx.DeleteBuyer(ctx, 1, 11); err != nil || n != 0 {
 			t.Errorf("second erasure deleted %d, %v", n, err)
 		}
@@ -273,6 +287,9 @@ func runConformance(t *testing.T, open func(t *testing.T) Index, refresh func(t 
 		}
 		if r := search(t, idx, Query{ShopID: 2}); r.Total != 2 {
 			t.Errorf("other shop keeps %d, want 2", r.Total)
+		}
+		if r := search(t, idx, Query{ShopID: 5}); r.Total != 1 {
+			t.Errorf("shop 5 keeps %d, want 1", r.Total)
 		}
 	})
 
@@ -341,12 +358,21 @@ func TestBleveDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer idx.Close()
 	if _, ok := idx.(*Bleve); !ok {
 		t.Errorf("without Elasticsearch URLs Open gives %T", idx)
 	}
 	r, err := idx.Search(ctx, Query{ShopID: 1, Keyword: "退款"})
 	if err != nil || r.Total != 2 {
 		t.Errorf("after reopening: %+v, %v", r, err)
+	}
+	if r, err := idx.Search(ctx, Query{ShopID: 17, Keyword: "退款"}); err != nil || r.Total != 1 {
+		t.Errorf("shop 17 shares shop 1's shard: %+v, %v", r, err)
+	}
+	idx.Close()
+	if err := os.WriteFile(filepath.Join(dir, layoutFile), []byte(`{"version":"1","shards":16}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenBleve(dir); err == nil || !strings.Contains(err.Error(), "rebuild") {
+		t.Errorf("an index of another mapping version must be refused: %v", err)
 	}
 }
