@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"gorm.io/gorm"
 
 	"github.com/shopdesk/shopdesk/migrations/testdb"
@@ -426,4 +431,62 @@ func TestArchiveOverlappingRuns(t *testing.T) {
 // refuses that run as a conflict would.
 func isDeadlock(err error) bool {
 	return strings.Contains(err.Error(), "Deadlock") || strings.Contains(err.Error(), "deadlock")
+}
+
+// TestArchiveBlobStoreDown: with the object store unreachable the run fails and deletes nothing;
+// once it is back, the next run archives everything.
+func TestArchiveBlobStoreDown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.MySQL(t)
+	down := &switchable{Handler: gofakes3.New(s3mem.New()).Server()}
+	srv := httptest.NewServer(down)
+	defer srv.Close()
+	cfg := S3Config{Endpoint: srv.URL, Bucket: "down", AccessKey: "k", SecretKey: "s", Region: "us-east-1"}
+	blobs, err := NewS3(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fill(t, db)
+	var total int64
+	for _, ms := range want {
+		total += int64(len(ms))
+	}
+	down.off.Store(true)
+	a := newArchiver(t, db, blobs, ArchiverConfig{PartMessages: 7})
+	res, err := a.Run(ctx)
+	if err == nil || res.Deleted != 0 || res.Errors != 2 {
+		t.Fatalf("run with the store down: %+v %v", res, err)
+	}
+	var n int64
+	db.Model(&session.Message{}).Count(&n)
+	if n != total {
+		t.Fatalf("%d of %d warm messages left after a failed run", n, total)
+	}
+	if st, _ := NewManifest(db).Stats(ctx); st.Segments != 0 {
+		t.Fatalf("manifest after a failed run: %+v", st)
+	}
+	down.off.Store(false)
+	if _, err := a.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	warm, cold := everything(t, db, blobs, true)
+	sameHistory(t, want, warm, cold)
+	if len(cold) == 0 {
+		t.Fatal("nothing archived after the store came back")
+	}
+}
+
+// switchable answers 503 while off.
+type switchable struct {
+	http.Handler
+	off atomic.Bool
+}
+
+func (s *switchable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.off.Load() {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	s.Handler.ServeHTTP(w, r)
 }

@@ -71,6 +71,9 @@ func TestArchiveQueries(t *testing.T) {
 			if f, err := l.WarmFloor(ctx, c2.ID); err != nil || f != 1 {
 				t.Fatalf("floor of c2: %d %v", f, err)
 			}
+			if n, err := l.CountMessages(ctx, append(want[:3:3], MessageKey{c2.ID, 99})); err != nil || n != 3 {
+				t.Fatalf("count: %d %v", n, err)
+			}
 			n, err := l.DeleteMessages(ctx, append(want[1:3:3], MessageKey{c2.ID, 1}, MessageKey{c2.ID, 99}))
 			if err != nil || n != 3 {
 				t.Fatalf("delete: %d %v", n, err)
