@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -147,6 +148,7 @@ type routeRun struct {
 
 	mu    sync.Mutex
 	frees []freeEvent
+	late  []time.Duration // how late the pushes of lostPush sessions came, when they came
 
 	opened, assigned, sendErrors, closeErrors, lostPushes, dropped atomic.Int64
 	statusOK, statusErrors, errorLines                             atomic.Int64
@@ -198,6 +200,23 @@ type routeBuyer struct {
 	records  []*sessionRecord
 	last     int64 // the newest session id the buyer is done with
 	counter  int
+	closeLat []time.Duration // how long each successful close request took
+	// lost holds the sessions the buyer found open by asking, with when it gave up on their event.
+	lost map[int64]time.Duration
+}
+
+// late records an open event of a session the buyer had given up on: a late push, not a lost one.
+func (b *routeBuyer) late(r *routeRun, ev routeEvent) {
+	ss := ev.f.Session
+	if ss == nil || ss.State != "open" {
+		return
+	}
+	if at, ok := b.lost[ss.ID]; ok {
+		delete(b.lost, ss.ID)
+		r.mu.Lock()
+		r.late = append(r.late, ev.at-at)
+		r.mu.Unlock()
+	}
 }
 
 // benchRoute runs the route scenario (see routeUsage): setup, connections, the load with flapping
@@ -328,6 +347,18 @@ func benchRoute(ctx context.Context, o options, log *logger) (routeSummary, bool
 		return routeSummary{}, false, err
 	}
 	finish()
+	for _, b := range buyers {
+		for drained := false; !drained; {
+			select {
+			case ev := <-b.events:
+				if ev.f.Type == "session" {
+					b.late(r, ev)
+				}
+			default:
+				drained = true
+			}
+		}
+	}
 
 	r.mu.Lock()
 	frees := append([]freeEvent(nil), r.frees...)
@@ -340,10 +371,20 @@ func benchRoute(ctx context.Context, o options, log *logger) (routeSummary, bool
 	log.printf("queued sessions: %d assigned, send to assignment p50 %.2f ms, p99 %.2f ms; wait after the last eligible free p50 %.2f ms, p99 %.2f ms; %d capacity-freeing events",
 		len(fig.queuedLat), percentileMs(fig.queuedLat, 50), percentileMs(fig.queuedLat, 99), percentileMs(fig.queueWaits, 50),
 		percentileMs(fig.queueWaits, 99), len(frees))
+	var closeLat []time.Duration
+	for _, b := range buyers {
+		closeLat = append(closeLat, b.closeLat...)
+	}
+	slices.Sort(closeLat)
+	log.printf("close requests (POST /api/sessions/:id/close, which releases the slot and drains the queue before it answers): %d, p50 %.2f ms, p99 %.2f ms, max %.2f ms",
+		len(closeLat), percentileMs(closeLat, 50), percentileMs(closeLat, 99), percentileMs(closeLat, 100))
 	pass := s.overCapacity == 0 && s.stranded == 0 && s.sessions > 0 && replay.Mismatches == 0
 	if n := r.lostPushes.Load(); n > 0 {
 		log.printf("%d sessions were assigned but their buyer got no open event (the node said open when asked, and no event came within %s more); they count as queued and not assigned",
 			n, pollAssigned)
+		slices.Sort(r.late)
+		log.printf("%d of those events came later (by the end of the run): %.0f ms after the buyer gave up at the median, %.0f ms at most",
+			len(r.late), percentileMs(r.late, 50), percentileMs(r.late, 100))
 	}
 	if n := r.dropped.Load(); n > 0 {
 		log.printf("%d frames were dropped by the bench: a buyer's event buffer was full", n)
@@ -513,6 +554,12 @@ func (b *routeBuyer) open(ctx context.Context, r *routeRun, s *sessionRecord) op
 	poll := time.NewTimer(pollAssigned)
 	defer poll.Stop()
 	openSince := false
+	opened := func(id int64) {
+		if s.id == 0 {
+			s.id = id
+			r.opened.Add(1)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -521,11 +568,15 @@ func (b *routeBuyer) open(ctx context.Context, r *routeRun, s *sessionRecord) op
 			// Pushes are at most once: ask the node. A session it says is open gets one more
 			// pollAssigned for its event (the node records the assignment before it pushes it).
 			if live, err := b.liveSession(ctx); err == nil && live != nil && live.ID > b.last {
-				s.id = live.ID
+				opened(live.ID)
 				if live.State == "open" && live.AgentID != 0 {
 					if openSince {
 						s.lostPush, s.agent, s.by = true, live.AgentID, live.AssignedBy
 						r.lostPushes.Add(1)
+						if b.lost == nil {
+							b.lost = map[int64]time.Duration{}
+						}
+						b.lost[live.ID] = r.now()
 						return openAssigned
 					}
 					openSince = true
@@ -546,13 +597,11 @@ func (b *routeBuyer) open(ctx context.Context, r *routeRun, s *sessionRecord) op
 				}
 			case "session":
 				ss := f.Session
+				b.late(r, ev)
 				if ss == nil || ss.ID <= b.last {
 					continue
 				}
-				if s.id == 0 {
-					s.id = ss.ID
-					r.opened.Add(1)
-				}
+				opened(ss.ID)
 				switch {
 				case ss.State == "open" && ss.AgentID != 0:
 					s.assigned, s.seen, s.agent, s.by = ev.at, true, ss.AgentID, ss.AssignedBy
@@ -591,8 +640,12 @@ func (b *routeBuyer) liveSession(ctx context.Context) (*wireSession, error) {
 // closeSession closes the buyer's session; it is a capacity-freeing event when its agent is online.
 func (b *routeBuyer) closeSession(ctx context.Context, r *routeRun, s *sessionRecord) bool {
 	r.freed(r.byID[s.agent], r.now())
+	began := time.Now()
 	err := b.node.do(ctx, http.MethodPost, "/api/sessions/"+strconv.FormatInt(s.id, 10)+"/close", b.who, map[string]string{"outcome": "bench"}, nil)
 	b.last = s.id
+	if err == nil {
+		b.closeLat = append(b.closeLat, time.Since(began))
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return false
