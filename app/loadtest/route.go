@@ -342,7 +342,7 @@ func benchRoute(ctx context.Context, o options, log *logger) (routeSummary, bool
 		return routeSummary{}, false, err
 	}
 	r.cleanUp(ctx, nodes[0], buyers)
-	replay, server, err := readClaims(ctx, nodes[0], fx.manager)
+	replay, server, claims, err := readClaims(ctx, nodes[0], fx.manager)
 	if err != nil {
 		return routeSummary{}, false, err
 	}
@@ -382,6 +382,8 @@ func benchRoute(ctx context.Context, o options, log *logger) (routeSummary, bool
 	if n := r.lostPushes.Load(); n > 0 {
 		log.printf("%d sessions were assigned but their buyer got no open event (the node said open when asked, and no event came within %s more); they count as queued and not assigned",
 			n, pollAssigned)
+		log.printf("%d of them have no claim of their agent's capacity in the claim log: open at an agent without holding a slot",
+			unclaimed(recs, claims))
 		slices.Sort(r.late)
 		log.printf("%d of those events came later (by the end of the run): %.0f ms after the buyer gave up at the median, %.0f ms at most",
 			len(r.late), percentileMs(r.late, 50), percentileMs(r.late, 100))
@@ -813,20 +815,20 @@ func (r *routeRun) cleanUp(ctx context.Context, _ *api, buyers []*routeBuyer) {
 	}
 }
 
-// readClaims reads the shop's claim log and replays it; it also returns the node's own replay.
-func readClaims(ctx context.Context, op *api, manager credential) (routing.Replay, routing.Replay, error) {
+// readClaims reads the shop's claim log and replays it; it also returns the node's own replay and the log.
+func readClaims(ctx context.Context, op *api, manager credential) (routing.Replay, routing.Replay, []routing.ClaimEvent, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, op.base+"/api/routing/claims", nil)
 	if err != nil {
-		return routing.Replay{}, routing.Replay{}, err
+		return routing.Replay{}, routing.Replay{}, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+manager.token)
 	resp, err := op.hc.Do(req)
 	if err != nil {
-		return routing.Replay{}, routing.Replay{}, fmt.Errorf("claim log: %w", err)
+		return routing.Replay{}, routing.Replay{}, nil, fmt.Errorf("claim log: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return routing.Replay{}, routing.Replay{}, fmt.Errorf("claim log: GET /api/routing/claims: %s", resp.Status)
+		return routing.Replay{}, routing.Replay{}, nil, fmt.Errorf("claim log: GET /api/routing/claims: %s", resp.Status)
 	}
 	var out struct {
 		Events []routing.ClaimEvent `json:"events"`
@@ -834,7 +836,25 @@ func readClaims(ctx context.Context, op *api, manager credential) (routing.Repla
 	}
 	dec := json.NewDecoder(io.LimitReader(resp.Body, maxClaimsBody))
 	if err := dec.Decode(&out); err != nil {
-		return routing.Replay{}, routing.Replay{}, fmt.Errorf("claim log: decode: %w", err)
+		return routing.Replay{}, routing.Replay{}, nil, fmt.Errorf("claim log: decode: %w", err)
 	}
-	return routing.ReplayClaims(out.Events), out.Replay, nil
+	return routing.ReplayClaims(out.Events), out.Replay, out.Events, nil
+}
+
+// unclaimed counts the sessions found open only by asking (lostPush) for which the claim log has no
+// claim or forced claim at the agent the node named.
+func unclaimed(recs []*sessionRecord, claims []routing.ClaimEvent) int {
+	held := map[[2]int64]bool{}
+	for _, ev := range claims {
+		if ev.Op == routing.OpClaim || ev.Op == routing.OpForce {
+			held[[2]int64{ev.SessionID, ev.AgentID}] = true
+		}
+	}
+	n := 0
+	for _, s := range recs {
+		if s.lostPush && !held[[2]int64{s.id, s.agent}] {
+			n++
+		}
+	}
+	return n
 }

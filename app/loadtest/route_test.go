@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shopdesk/shopdesk/routing"
 )
 
 var routeRE = regexp.MustCompile(`^ROUTE sessions=(\d+) assigned=(\d+) queued=(\d+) over_capacity=(\d+) stranded=(\d+) assign_per_sec=(\d+\.\d\d) assign_p99_ms=(\d+\.\d\d) queue_wait_after_free_p99_ms=(\d+\.\d\d)$`)
@@ -142,5 +144,24 @@ func TestRouteSummaryLine(t *testing.T) {
 	}
 	if !routeRE.MatchString(s.String()) {
 		t.Errorf("the line does not match its own pattern: %s", s)
+	}
+}
+
+func TestUnclaimed(t *testing.T) {
+	claims := []routing.ClaimEvent{
+		{Op: routing.OpClaim, SessionID: 1, AgentID: 10},
+		{Op: routing.OpRelease, SessionID: 1, AgentID: 10},
+		{Op: routing.OpClaim, SessionID: 2, AgentID: 11},
+		{Op: routing.OpForce, SessionID: 3, AgentID: 12},
+	}
+	recs := []*sessionRecord{
+		{id: 1, agent: 10, lostPush: true}, // claimed (and released): not counted
+		{id: 2, agent: 12, lostPush: true}, // claimed at another agent: counted
+		{id: 3, agent: 12, lostPush: true}, // forced claim: not counted
+		{id: 4, agent: 13, lostPush: true}, // never claimed: counted
+		{id: 5, agent: 14, seen: true},     // its push came: not looked at
+	}
+	if got := unclaimed(recs, claims); got != 2 {
+		t.Errorf("unclaimed = %d, want 2", got)
 	}
 }
