@@ -378,9 +378,9 @@ func crash(hook func(string) error, name string) error {
 }
 
 // sweepGarbage deletes the shop's segment objects that no manifest row can come to record: older
-// generations of a recorded part (left by an erasure that stopped after switching the row), and
-// objects of a recorded part and generation under another key (left by a run that stopped after
-// writing, or lost a race, before recording). Objects of parts not recorded may be a run's work in
+// generations of a recorded part (left by an erasure that stopped after switching the row), objects
+// of a recorded part and generation under another key (left by a run that stopped after writing, or
+// lost a race, before recording), and objects of expired segments (left by a stopped expiry). Objects of parts not recorded may be a run's work in
 // progress and are left alone.
 func sweepGarbage(ctx context.Context, m *Manifest, blobs Blobs, shopID int64) error {
 	recs, err := m.Segments(ctx, shopID)
@@ -405,7 +405,7 @@ func sweepGarbage(ctx context.Context, m *Manifest, blobs Blobs, shopID int64) e
 			continue
 		}
 		cur, ok := current[partKey{period, part}]
-		if !ok || gen > cur.Generation || o.Key == cur.ObjectKey {
+		if !ok || gen > cur.Generation || (o.Key == cur.ObjectKey && cur.State != StateExpired) {
 			continue
 		}
 		if !LeaseFrom(ctx).Held(ctx) {
@@ -416,4 +416,47 @@ func sweepGarbage(ctx context.Context, m *Manifest, blobs Blobs, shopID int64) e
 		}
 	}
 	return nil
+}
+
+// ExpireResult counts what a retention run removed from the cold tier.
+type ExpireResult struct {
+	Segments int   `json:"segments"`
+	Messages int64 `json:"messages"`
+}
+
+// Expire applies retention to the shop's cold tier: every segment whose newest message is older than
+// before is marked expired in the manifest (the row stays as the record of the deletion, with its
+// counts and time span) and then its object is deleted. Retention works by whole segments, so a
+// message goes at most one period after its time. A rerun after a crash finishes the work.
+func (c *Cold) Expire(ctx context.Context, shopID int64, before time.Time) (ExpireResult, error) {
+	var res ExpireResult
+	if shopID <= 0 || before.IsZero() {
+		return res, session.Errorf(session.EINVALID, "retention needs a shop and a time")
+	}
+	recs, err := c.manifest.expiring(ctx, shopID, before)
+	if err != nil {
+		return res, unavailable(err)
+	}
+	for _, rec := range recs {
+		if !LeaseFrom(ctx).Held(ctx) {
+			return res, ErrLeaseLost
+		}
+		ok, err := c.manifest.expire(ctx, rec)
+		if err != nil {
+			return res, unavailable(err)
+		}
+		if !ok {
+			continue // expired or rewritten meanwhile; the sweep below deletes what is left
+		}
+		res.Segments++
+		res.Messages += rec.MessageCount
+		if err := crash(c.crashPoint, "expire.before_delete"); err != nil {
+			return res, err
+		}
+		c.cache.drop(rec.ObjectKey)
+		if err := c.blobs.Delete(ctx, rec.ObjectKey); err != nil {
+			return res, unavailable(err)
+		}
+	}
+	return res, sweepGarbage(ctx, c.manifest, c.blobs, shopID)
 }

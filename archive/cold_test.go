@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/shopdesk/shopdesk/session"
 )
@@ -259,4 +260,90 @@ func TestColdErase(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestColdExpire applies retention to one shop's cold tier, stopping once before an object delete:
+// its old segments end expired in the manifest, their objects gone, everything else untouched.
+func TestColdExpire(t *testing.T) {
+	t.Parallel()
+	for _, tr := range tiers() {
+		for _, point := range []string{"", "expire.before_delete"} {
+			t.Run(fmt.Sprintf("%s/%s", tr.name, point), func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				db, blobs := tr.db(t), tr.blobs(t)
+				want := fill(t, db)
+				if _, err := newArchiver(t, db, blobs, ArchiverConfig{PartMessages: 5}).Run(ctx); err != nil {
+					t.Fatal(err)
+				}
+				_, before := everything(t, db, blobs, true)
+				statsBefore, _ := NewManifest(db).Stats(ctx)
+				c := NewCold(db, blobs, 0)
+				july := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+				if point != "" {
+					c.crashPoint = func(name string) error {
+						if name == point {
+							return errors.New("crash")
+						}
+						return nil
+					}
+					if _, err := c.Expire(ctx, 1, july); err == nil {
+						t.Fatal("expire did not stop")
+					}
+					c.crashPoint = nil
+				}
+				if _, err := c.Expire(ctx, 1, july); err != nil {
+					t.Fatal(err)
+				}
+				warm, cold := everything(t, db, blobs, true)
+				var expired int64
+				for conv, ms := range before {
+					for _, m := range ms {
+						gone := !slices.ContainsFunc(cold[conv], func(x session.Message) bool { return x.Seq == m.Seq })
+						if m.ShopID == 1 && m.CreatedAt.Before(july) != gone {
+							t.Fatalf("message %d/%d of %s: gone=%v", conv, m.Seq, m.CreatedAt, gone)
+						}
+						if gone {
+							expired++
+						}
+					}
+					if w := want[conv]; len(warm[conv])+len(cold[conv])+int(countGone(before[conv], cold[conv])) != len(w) {
+						t.Fatalf("conversation %d: messages lost beyond retention", conv)
+					}
+				}
+				recs, _ := NewManifest(db).Segments(ctx, 1)
+				var rows int64
+				for _, r := range recs {
+					if r.State == StateExpired {
+						rows += r.MessageCount
+						if r.RewrittenAt == nil || len(r.Ranges) != 0 || !r.LastTime.Before(july) {
+							t.Fatalf("expired row %+v", r)
+						}
+					}
+				}
+				if rows != expired || expired == 0 {
+					t.Fatalf("expired rows record %d messages, %d gone", rows, expired)
+				}
+				if st, _ := NewManifest(db).Stats(ctx); st.Messages != statsBefore.Messages-expired {
+					t.Fatalf("stats %+v after expiring %d of %+v", st, expired, statsBefore)
+				}
+				if res, err := c.Expire(ctx, 1, july); err != nil || res.Segments != 0 {
+					t.Fatalf("second expire: %+v %v", res, err)
+				}
+				if _, err := c.Expire(ctx, 1, time.Time{}); session.ErrorCode(err) != session.EINVALID {
+					t.Fatalf("expire without a time: %v", err)
+				}
+			})
+		}
+	}
+}
+
+func countGone(before, after []session.Message) int64 {
+	var n int64
+	for _, m := range before {
+		if !slices.ContainsFunc(after, func(x session.Message) bool { return x.Seq == m.Seq }) {
+			n++
+		}
+	}
+	return n
 }

@@ -102,6 +102,9 @@ func everything(t *testing.T, db *gorm.DB, blobs Blobs, settled bool) (warm, col
 	}
 	keys := map[string]bool{}
 	for _, rec := range recs {
+		if rec.State == StateExpired {
+			continue
+		}
 		seg, _, err := fetchSegment(ctx, blobs, rec)
 		if err != nil {
 			t.Fatal(err)

@@ -18,6 +18,9 @@ const (
 	StateWritten = "written"
 	// StateDone: the warm rows the segment holds have been deleted.
 	StateDone = "done"
+	// StateExpired: the segment passed its shop's retention; its object is deleted and the row stays
+	// as the record of the deletion.
+	StateExpired = "expired"
 )
 
 // SegmentRecord is a segment's manifest row.
@@ -275,7 +278,8 @@ func (m *Manifest) withRanges(ctx context.Context, recs []SegmentRecord) error {
 	return nil
 }
 
-// ColdStats is the size of the cold tier, for `shopdesk archive status`.
+// ColdStats is the size of the cold tier, for `shopdesk archive status`; expired segments are not
+// counted.
 type ColdStats struct {
 	Segments int64 `json:"segments"`
 	Messages int64 `json:"messages"`
@@ -287,11 +291,41 @@ type ColdStats struct {
 // Stats sums the manifest.
 func (m *Manifest) Stats(ctx context.Context) (ColdStats, error) {
 	var s ColdStats
-	err := m.db.WithContext(ctx).Model(&SegmentRecord{}).
+	err := m.db.WithContext(ctx).Model(&SegmentRecord{}).Where("state <> ?", StateExpired).
 		Select("COUNT(*) AS segments, COALESCE(SUM(message_count), 0) AS messages, COALESCE(SUM(size_bytes), 0) AS bytes, "+
 			"COALESCE(SUM(CASE WHEN state = ? THEN 1 ELSE 0 END), 0) AS pending", StateWritten).Scan(&s).Error
 	if err != nil {
 		return ColdStats{}, fmt.Errorf("manifest: stats: %w", err)
 	}
 	return s, nil
+}
+
+// expire marks a segment expired and drops its ranges, so readers no longer find it; ok is false
+// when the row changed since it was read.
+func (m *Manifest) expire(ctx context.Context, rec SegmentRecord) (ok bool, err error) {
+	err = m.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&SegmentRecord{}).Where("id = ? AND generation = ? AND state = ?", rec.ID, rec.Generation, StateDone).
+			Updates(map[string]any{"state": StateExpired, "rewritten_at": time.Now().UTC()})
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		ok = true
+		return tx.Where("segment_id = ?", rec.ID).Delete(&SegmentRange{}).Error
+	})
+	if err != nil {
+		return false, fmt.Errorf("manifest: expire segment %d: %w", rec.ID, err)
+	}
+	return ok, nil
+}
+
+// expiring returns the shop's done segments whose newest message is older than before. A segment
+// whose warm rows are not yet deleted waits for the archive job first.
+func (m *Manifest) expiring(ctx context.Context, shopID int64, before time.Time) ([]SegmentRecord, error) {
+	var out []SegmentRecord
+	err := m.db.WithContext(ctx).Where("shop_id = ? AND last_time < ? AND state = ?", shopID, before.UTC(), StateDone).
+		Order("id").Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("manifest: expiring segments: %w", err)
+	}
+	return out, nil
 }
