@@ -33,7 +33,8 @@ const (
 // Index is the message search index of every shop. Every call is scoped to one shop.
 type Index interface {
 	// Index adds or replaces documents; a document's id is (shop, conversation, seq), so indexing the
-	// same message twice leaves one document.
+	// same message twice leaves one document. After an error part of the batch may be indexed;
+	// retrying the whole batch is the remedy.
 	Index(ctx context.Context, docs []Document) error
 	// Search returns one page of the shop's messages that match q.
 	Search(ctx context.Context, q Query) (Result, error)
