@@ -43,16 +43,20 @@ type App struct {
 	presence agent.Presence
 	routing  *routing.Engine
 	queued   *queueNotifier
-	hotLog   *session.RedisLog
-	blobs    archive.Blobs
-	hub      *Hub
-	bus      Bus
-	nodes    nodeRegistry
-	lease    lease
-	auth     *auth
-	metrics  *metrics
-	redisDur *durability
-	draining atomic.Bool
+
+	cold      *archive.Cold
+	archiver  *archive.Archiver
+	scheduler *archive.Scheduler
+	hotLog    *session.RedisLog
+	blobs     archive.Blobs
+	hub       *Hub
+	bus       Bus
+	nodes     nodeRegistry
+	lease     lease
+	auth      *auth
+	metrics   *metrics
+	redisDur  *durability
+	draining  atomic.Bool
 
 	listener  net.Listener
 	server    *http.Server
@@ -94,11 +98,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		a.closeBackends()
 		return nil, err
 	}
-	blobDir := cfg.BlobDir
-	if blobDir == "" {
-		blobDir = filepath.Join(cfg.Data, "blobs")
-	}
-	if a.blobs, err = archive.NewLocalDir(blobDir); err != nil {
+	if err := a.wireBlobs(ctx); err != nil {
 		a.closeBackends()
 		return nil, err
 	}
@@ -121,6 +121,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	} else {
 		a.sessions.Log = session.NewSQLLog(a.db)
 		a.sessions.Unread = session.NewSQLUnread(a.db)
+	}
+	if err := a.wireArchive(); err != nil {
+		a.closeBackends()
+		return nil, err
 	}
 	if err := a.wireRouting(); err != nil {
 		a.closeBackends()
@@ -338,6 +342,7 @@ func (a *App) loops(ctx context.Context) {
 		a.every(ctx, a.cfg.FlushInterval, func(ctx context.Context) { a.flush(ctx) })
 	}
 	a.startRouting(ctx)
+	a.scheduler.Start()
 	a.every(ctx, sweepEvery(a.cfg.PresenceTimeout), a.sweepPresence)
 	a.every(ctx, sweepEvery(a.cfg.SessionIdle), a.sweepIdle)
 }
@@ -467,6 +472,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if a.stopBG != nil {
 			a.stopBG()
 		}
+		if err := a.scheduler.Stop(ctx); err != nil {
+			a.log.Warn("store scheduler", "err", err)
+		}
 		a.bg.Wait()
 		if a.nodes != nil { // a heartbeat that was under way may have registered it again
 			_ = a.nodes.deregister(ctx, a.nodeID)
@@ -489,6 +497,7 @@ func (a *App) Kill() {
 		if a.stopBG != nil {
 			a.stopBG()
 		}
+		_ = a.scheduler.Stop(context.Background())
 		a.bg.Wait()
 		a.closeBackends()
 	})

@@ -29,6 +29,7 @@ commands:
   serve     run a node (embedded defaults; --demo seeds a demo shop)
   migrate   apply the warm store's migrations and print the schema version
   shop      shop create --slug S --name N --manager U --password P [--origins a,b] [--time-zone Z]
+  archive   run a Store Scheduler job by hand: archive archive|flush|status (see shopdesk archive)
   bench     drive a running node or cluster over WebSockets (see docs/BENCHMARKS.md)
   version   print the version
 
@@ -50,6 +51,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return migrate(ctx, args[1:], stdout, stderr)
 	case "shop":
 		return shopCmd(ctx, args[1:], stdout, stderr)
+	case "archive":
+		return archiveCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		if BenchMain == nil {
 			fmt.Fprintln(stderr, "bench is not linked into this binary")

@@ -34,6 +34,14 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	BcryptCost      int
+	S3Endpoint      string
+	S3Bucket        string
+	S3AccessKey     string
+	S3SecretKey     string
+	S3Region        string
+	ArchiveDays     int
+	ArchiveSchedule string
+	ColdCacheMB     int
 }
 
 // setting describes one configuration entry for flags, the environment and the README.
@@ -53,7 +61,15 @@ func (c *Config) settings() []setting {
 		{"redis-password", "Redis password", &c.RedisPassword, ""},
 		{"redis-prefix", "prefix of every Redis key (lets several clusters share one Redis)", &c.RedisPrefix, "sd:"},
 		{"operator-token", "platform operator token (default: generated into operator.token in the data directory)", &c.OperatorToken, ""},
-		{"blob-dir", "directory for uploads (default: blobs in the data directory; a cluster needs a shared one)", &c.BlobDir, ""},
+		{"blob-dir", "directory for uploads and cold history when no S3 endpoint is set (default: blobs in the data directory; a cluster needs a shared one)", &c.BlobDir, ""},
+		{"s3-endpoint", "S3-compatible object storage (host:port or an http(s) URL) for uploads and cold history, instead of blob-dir", &c.S3Endpoint, ""},
+		{"s3-bucket", "the S3 bucket (created when missing)", &c.S3Bucket, "shopdesk"},
+		{"s3-access-key", "S3 access key", &c.S3AccessKey, ""},
+		{"s3-secret-key", "S3 secret key", &c.S3SecretKey, ""},
+		{"s3-region", "S3 region (AWS needs the bucket's)", &c.S3Region, ""},
+		{"archive-days", "messages older than this many days move from the warm store to cold segments", &c.ArchiveDays, "90"},
+		{"archive-schedule", "when the archive job runs (cron with seconds, or @every/@daily)", &c.ArchiveSchedule, "0 30 3 * * *"},
+		{"cold-cache-mb", "memory for decoded cold segments, per node", &c.ColdCacheMB, "64"},
 		{"demo", "seed a demo shop with a manager and agents (password demo)", &c.Demo, "false"},
 		{"node-id", "this node's id in the cluster (default: random)", &c.NodeID, ""},
 		{"presence-timeout", "an agent without a heartbeat for this long goes offline", &c.PresenceTimeout, "30s"},
@@ -154,6 +170,9 @@ func (c Config) check() error {
 	}
 	if c.PresenceTimeout < time.Second || c.FlushInterval <= 0 || c.SessionIdle < time.Second || c.RerouteGrace < time.Second {
 		return fmt.Errorf("presence-timeout, reroute-grace and session-idle must be at least 1s, flush-interval positive")
+	}
+	if c.ArchiveDays < 1 || c.ColdCacheMB < 1 {
+		return fmt.Errorf("archive-days and cold-cache-mb must be at least 1")
 	}
 	if c.BcryptCost < 4 || c.BcryptCost > 31 {
 		return fmt.Errorf("bcrypt-cost must be 4-31")

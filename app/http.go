@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -558,7 +559,7 @@ func (a *App) blob(c *gin.Context) {
 		return
 	}
 	r, err := a.blobs.Get(c.Request.Context(), key)
-	if err == archive.ErrNotFound {
+	if errors.Is(err, archive.ErrNotFound) {
 		fail(c, errorf(codeNotFound, "no such blob"))
 		return
 	}

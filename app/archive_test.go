@@ -1,0 +1,116 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/shopdesk/shopdesk/app"
+	"github.com/shopdesk/shopdesk/session"
+)
+
+// TestArchiveCommand: `shopdesk archive archive` moves a conversation's warm messages to cold
+// segments (a local directory in embedded mode, S3 in production mode), and the history API still
+// returns every message, in order, from a node started afterwards; uploads share the same store.
+func TestArchiveCommand(t *testing.T) {
+	t.Parallel()
+	bothEnvs(t, func(t *testing.T, env backendEnv) {
+		data := t.TempDir()
+		var extra []string
+		if env.name == "production" {
+			s3 := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+			t.Cleanup(s3.Close)
+			extra = append(extra, "--s3-endpoint="+s3.URL, "--s3-bucket=archive-test", "--s3-access-key=k", "--s3-secret-key=s")
+		}
+		node := startNode(t, env, data, extra...)
+		base := node.URL()
+		shop := newShop(t, base, 0)
+		buyer := shop.buyer(t, "hana")
+		conv := startConversation(t, base, buyer, map[string]any{"product_id": "p"})
+		b := dial(t, base, buyer)
+		const n = 7
+		for i := 1; i <= n; i++ {
+			if ack := b.sendText(conv, fmt.Sprintf("h%d", i), fmt.Sprintf("message %d", i)); ack.Seq != int64(i) {
+				t.Fatalf("ack %d: %+v", i, ack)
+			}
+		}
+		img := smallPNG(t)
+		code, up := uploadFile(t, base, buyer, "cup.png", "image/png", img)
+		if code != http.StatusOK && code != http.StatusCreated {
+			t.Fatalf("upload: %d", code)
+		}
+		b.ws.Close()
+		shutdownInBackground(t, node)() // the last flush puts every message in the warm store
+
+		args := []string{"archive", "archive", "--until", time.Now().AddDate(0, 2, 0).Format(time.RFC3339),
+			"--data=" + data, "--operator-token=" + operatorToken}
+		if env.mysqlDSN != "" {
+			args = append(args, "--mysql-dsn="+env.mysqlDSN, "--redis-addr="+env.redis, "--redis-prefix="+env.prefix)
+		}
+		args = append(args, extra...)
+		var out, errOut bytes.Buffer
+		if code := app.Main(args, &out, &errOut); code != 0 {
+			t.Fatalf("archive: exit %d\n%s\n%s", code, out.String(), errOut.String())
+		}
+		line := regexp.MustCompile(`ARCHIVE_JOB job=archive processed=(\d+) moved=(\d+) deleted=(\d+) errors=0 seconds=[0-9.]+\n$`).FindStringSubmatch(out.String())
+		if line == nil || line[2] != fmt.Sprint(n) || line[3] != fmt.Sprint(n) {
+			t.Fatalf("summary line: %q (stderr %s)", out.String(), errOut.String())
+		}
+		out.Reset()
+		statusArgs := append([]string{"archive", "status", "--json"}, args[4:]...)
+		if code := app.Main(statusArgs, &out, &errOut); code != 0 {
+			t.Fatalf("status: exit %d %s", code, errOut.String())
+		}
+		var st struct {
+			WarmMessages int64 `json:"warm_messages"`
+			Cold         struct{ Messages, Segments int64 }
+		}
+		if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.WarmMessages != 0 || st.Cold.Messages != n || st.Cold.Segments != 1 {
+			t.Fatalf("status: %s %v", out.String(), err)
+		}
+
+		// A node started afterwards pages the whole conversation out of the cold tier.
+		node = startNode(t, env, data, extra...)
+		base = node.URL()
+		var page struct{ Messages []session.Message }
+		if st := api(t, "GET", fmt.Sprintf("%s/api/conversations/%d/messages?after=0", base, conv), buyer, nil, &page); st != http.StatusOK || len(page.Messages) != n {
+			t.Fatalf("history after archiving: %d %+v", st, page.Messages)
+		}
+		for i, m := range page.Messages {
+			if m.Seq != int64(i+1) || m.Body.Text != fmt.Sprintf("message %d", i+1) {
+				t.Fatalf("message %d: %+v", i, m)
+			}
+		}
+		if st := api(t, "GET", fmt.Sprintf("%s/api/conversations/%d/messages?before=5&limit=2", base, conv), buyer, nil, &page); st != http.StatusOK ||
+			len(page.Messages) != 2 || page.Messages[0].Seq != 3 || page.Messages[1].Seq != 4 {
+			t.Fatalf("a page backwards from seq 5: %d %+v", st, page.Messages)
+		}
+		// The upload is served from the same store (S3 in production) by the new node.
+		if code, got := fetch(t, "GET", base+"/api/blobs/"+up.BlobKey, buyer); code != http.StatusOK || !bytes.Equal(got, img) {
+			t.Fatalf("upload after restart: %d, %d bytes", code, len(got))
+		}
+		// New messages continue the conversation's seq after the archived ones.
+		b = dial(t, base, buyer)
+		if ack := b.sendText(conv, "after", "after archiving"); ack.Seq != n+1 {
+			t.Fatalf("ack after archiving: %+v", ack)
+		}
+	})
+}
+
+// TestArchiveCommandRefusals: bad jobs and flags are refused with a usage error.
+func TestArchiveCommandRefusals(t *testing.T) {
+	for _, args := range [][]string{{"archive"}, {"archive", "compact"}, {"archive", "archive", "--until", "yesterday", "--data=" + t.TempDir()}} {
+		var out, errOut bytes.Buffer
+		if code := app.Main(args, &out, &errOut); code != 2 || errOut.Len() == 0 {
+			t.Fatalf("%v: exit %d, stderr %q", args, code, errOut.String())
+		}
+	}
+}
