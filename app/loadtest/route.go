@@ -37,6 +37,12 @@ const (
 	routeHTTPConns = 128
 	// statusWait bounds the wait for the node to confirm the agents' first status.
 	statusWait = 30 * time.Second
+	// setupTimeout bounds the setup: shop, rule set, staff, conversations, connections, first status.
+	setupTimeout = 5 * time.Minute
+	// accountTimeout bounds what follows the drain: the stranded check, the cleanup, the claim log.
+	accountTimeout = 3 * time.Minute
+	// cleanupTimeout bounds the closing of the sessions a run leaves live.
+	cleanupTimeout = time.Minute
 	// maxClaimsBody bounds the claim log read: DefaultClaimLogMax events of about 130 bytes.
 	maxClaimsBody = 64 << 20
 )
@@ -239,7 +245,10 @@ func benchRoute(ctx context.Context, o options, log *logger) (routeSummary, bool
 	}
 
 	began := time.Now()
-	fx, err := createRouteFixture(ctx, nodes, opTok, o, log)
+	// Every phase but the load, which --duration and --drain bound, has its own bound.
+	setupCtx, stopSetup := context.WithTimeout(ctx, setupTimeout)
+	defer stopSetup()
+	fx, err := createRouteFixture(setupCtx, nodes, opTok, o, log)
 	if err != nil {
 		return routeSummary{}, false, err
 	}
@@ -294,7 +303,7 @@ func benchRoute(ctx context.Context, o options, log *logger) (routeSummary, bool
 	defer finish()
 
 	dialer := &websocket.Dialer{NetDialContext: dialLoopback, HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4 << 10, WriteBufferSize: 1 << 10}
-	g, gctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(setupCtx)
 	g.SetLimit(dialWorkers)
 	for _, a := range r.agents {
 		g.Go(func() error {
@@ -337,12 +346,14 @@ func benchRoute(ctx context.Context, o options, log *logger) (routeSummary, bool
 	for _, b := range buyers {
 		recs = append(recs, b.records...)
 	}
-	stranded, err := r.checkStranded(ctx, nodes[0], buyers)
+	afterCtx, stopAfter := context.WithTimeout(ctx, accountTimeout)
+	defer stopAfter()
+	stranded, err := r.checkStranded(afterCtx, nodes[0], buyers)
 	if err != nil {
 		return routeSummary{}, false, err
 	}
-	r.cleanUp(ctx, nodes[0], buyers)
-	replay, server, claims, err := readClaims(ctx, nodes[0], fx.manager)
+	r.cleanUp(afterCtx, buyers)
+	replay, server, claims, err := readClaims(afterCtx, nodes[0], fx.manager)
 	if err != nil {
 		return routeSummary{}, false, err
 	}
@@ -788,7 +799,9 @@ func (fx *routeFixture) managerless(agents []agentView) []agentView {
 
 // cleanUp closes the sessions the run left live, as their buyers, so that the throw-away shop leaves
 // nothing waiting on the node. Failures are reported, not fatal: the figures are already taken.
-func (r *routeRun) cleanUp(ctx context.Context, _ *api, buyers []*routeBuyer) {
+func (r *routeRun) cleanUp(ctx context.Context, buyers []*routeBuyer) {
+	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+	defer cancel()
 	var failed atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(setupWorkers)
