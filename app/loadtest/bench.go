@@ -64,7 +64,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.scenario, "scenario", "chat", "load scenario: chat (buyers and agents write into assigned conversations; BENCH line) or route (buyers open sessions that the node's routing assigns; ROUTE line)")
 	fs.StringVar(&addrs, "addr", "http://127.0.0.1:8080", "base URL of a node, or a comma-separated list (loopback only)")
-	fs.IntVar(&o.buyers, "buyers", 100, fmt.Sprintf("chat: buyers, each with one conversation; route: the buyer pool, each buyer looping send → assigned → --hold → close (default %d in the route scenario)", defaultRouteBuyers))
+	fs.IntVar(&o.buyers, "buyers", 100, fmt.Sprintf("chat: buyers, each with one conversation; route: the buyer pool, each buyer looping send → assigned → --hold → close, %d unless given", defaultRouteBuyers))
 	fs.IntVar(&o.agents, "agents", 10, "agents; chat: conversations are assigned to them round-robin; route: agent j has capacity --capacity and group g<j%10>")
 	fs.Float64Var(&o.rate, "rate", 1000, "messages per second in total, half from buyers and half from agents; 0 = as fast as the window allows")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long senders send, or buyers open sessions (the measured window)")
