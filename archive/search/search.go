@@ -184,7 +184,9 @@ type Query struct {
 	Limit          int // DefaultLimit when 0
 }
 
-// Result is one page of hits, best first, and how many documents match in all.
+// Result is one page of hits and how many documents match in all. With a keyword the best match
+// comes first (Elasticsearch breaks ties by time, newest first; bleve by index order); without one
+// the newest message comes first.
 type Result struct {
 	Total int64 `json:"total"`
 	Hits  []Hit `json:"hits"`
