@@ -11,7 +11,7 @@ import (
 
 var (
 	benchDocs  = flag.Int("search.docs", 1_000_000, "documents BenchmarkSearch indexes before it queries")
-	benchBatch = flag.Int("search.batch", 5000, "documents per Index call in BenchmarkSearch")
+	benchBatch = flag.Int("search.batch", BenchBatch, "documents per Index call in BenchmarkSearch")
 )
 
 func TestCorpus(t *testing.T) {

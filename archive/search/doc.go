@@ -3,7 +3,8 @@
 // a link back to the conversation at the message's seq.
 //
 // Two implementations share the Index interface and one conformance suite. Bleve is the embedded
-// default: one directory on one node, the cjk analyzer (bigrams for Chinese, words for English);
+// default: one directory on one node holding 16 bleve indexes, shops spread over them by id, so a
+// query reads only its shop's shard; the cjk analyzer (bigrams for Chinese, words for English);
 // Index returns once the batch is on disk. Elastic is Elasticsearch 7: documents go to monthly
 // indices "<prefix>-YYYY.MM" (UTC month of the message) joined to the alias "<prefix>" by an index
 // template that NewElastic puts at start; searches and deletions go through the alias. Monthly
