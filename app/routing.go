@@ -46,11 +46,9 @@ type routerWithNotices struct {
 
 // Opened routes the session, then tells its buyer where they wait when nobody could take it.
 func (r routerWithNotices) Opened(ctx context.Context, s *session.Session) error {
-	if err := r.Engine.Opened(ctx, s); err != nil {
-		return err
-	}
+	err := r.Engine.Opened(ctx, s) // a failed routing queues the session: the buyer waits all the same
 	r.notify.tell(ctx, s.ShopID, s.ID, s.BuyerID, s.ConversationID, true)
-	return nil
+	return err
 }
 
 // startRouting rebuilds queues and slots that a restart or a Redis loss may have lost, and starts the

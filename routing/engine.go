@@ -123,6 +123,13 @@ type Engine struct {
 
 	out   chan record
 	stats counters
+
+	// Drains after a release run on Run's goroutine when Run is running, so that a close never waits
+	// for the queue to be served; requests for a shop coalesce while one is pending.
+	running atomic.Bool
+	kick    chan struct{}
+	drainMu sync.Mutex
+	pending map[int64]bool
 }
 
 var (
@@ -170,7 +177,8 @@ func New(p Ports, cfg Config) (*Engine, error) {
 	}
 	return &Engine{p: p, cfg: cfg, started: cfg.Now().UTC(), shops: map[int64]*shopState{}, versions: map[[2]int64]*compiled{},
 		transfers: map[string]*compiled{}, excluded: map[int64][]int64{}, noAnswer: map[int64]time.Time{},
-		offline: map[[2]int64]time.Time{}, reconcile: map[int64]time.Time{}, out: make(chan record, cfg.TraceBuffer)}, nil
+		offline: map[[2]int64]time.Time{}, reconcile: map[int64]time.Time{}, out: make(chan record, cfg.TraceBuffer),
+		kick: make(chan struct{}, 1), pending: map[int64]bool{}}, nil
 }
 
 func (e *Engine) now() time.Time { return e.cfg.Now().UTC() }
@@ -200,9 +208,17 @@ func (e *Engine) emit(r record) {
 // Run writes buffered traces and shadow results every FlushEvery until ctx ends, then writes what is
 // left. The caller runs it on a goroutine it owns. Writes are not cut short by ctx: a batch taken from
 // the buffer is written (within 5 seconds) or counted as a write error.
+//
+// While it runs, Run also serves the queues of shops where a session closed (see Closed).
 func (e *Engine) Run(ctx context.Context) error {
 	t := time.NewTicker(e.cfg.FlushEvery)
 	defer t.Stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.drainLoop(ctx)
+	}()
+	defer func() { <-done }()
 	flush := func() {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -219,6 +235,47 @@ func (e *Engine) Run(ctx context.Context) error {
 			flush()
 		}
 	}
+}
+
+// drainLoop serves the shops whose drains were requested, until ctx ends.
+func (e *Engine) drainLoop(ctx context.Context) {
+	e.running.Store(true)
+	defer e.running.Store(false)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.kick:
+		}
+		e.drainMu.Lock()
+		shops := make([]int64, 0, len(e.pending))
+		for id := range e.pending {
+			shops = append(shops, id)
+		}
+		clear(e.pending)
+		e.drainMu.Unlock()
+		for _, id := range shops {
+			if _, err := e.drain(ctx, id, e.now(), false); err != nil && ctx.Err() == nil {
+				e.cfg.Logger.Warn("drain after a release", "shop", id, "err", err)
+			}
+		}
+	}
+}
+
+// requestDrain asks Run to serve the shop's queue; false when Run is not running, and the caller
+// must drain itself.
+func (e *Engine) requestDrain(shopID int64) bool {
+	if !e.running.Load() {
+		return false
+	}
+	e.drainMu.Lock()
+	e.pending[shopID] = true
+	e.drainMu.Unlock()
+	select {
+	case e.kick <- struct{}{}:
+	default: // a kick is pending already: it will see this shop
+	}
+	return true
 }
 
 // Flush writes every buffered trace and shadow result now, in batches.

@@ -556,6 +556,72 @@ func TestRecoverMany(t *testing.T) {
 	}
 }
 
+// TestFailedRoutingLeavesNothingBehind: a session whose routing fails (a backend down, the caller's
+// deadline) is queued where the next drain serves it, not left for the queue's rebuild; an assignment
+// the store recorded before the error stands, with its slot.
+func TestFailedRoutingLeavesNothingBehind(t *testing.T) {
+	h := newMemoryHarness(t)
+	h.agent(1, 141, agent.StatusOnline, 2)
+	h.publish(1, rules.RuleSet{Default: rules.Rule{Name: "all", Target: `agent.status == "online"`}})
+	down := session.Errorf(session.EUNAVAILABLE, "store unreachable")
+	h.sess.fail = func(*session.Session, int64) error { return down }
+	s := h.sess.open(1, 9001, unknown)
+	if err := h.eng.Opened(h.ctx, s); err == nil {
+		t.Fatal("Opened must report the failure")
+	}
+	if pos, _, _ := h.queue.Position(h.ctx, 1, s.ID); pos != 1 {
+		t.Fatalf("the session must wait in the queue, at %d", pos)
+	}
+	if _, held, _ := h.slots.Held(h.ctx, 1, s.ID); held {
+		t.Fatal("a failed assignment must give its claim back")
+	}
+	h.sess.fail = nil
+	h.tick(time.Second)
+	wantAgent(t, h.sess.get(s.ID), 141)
+
+	// Recorded, then the caller's deadline: the assignment stands and keeps its slot.
+	h.sess.failAfter = func(*session.Session, int64) error { return context.DeadlineExceeded }
+	s2 := h.open(1, unknown)
+	h.sess.failAfter = nil
+	wantAgent(t, s2, 141)
+	if hd, held, _ := h.slots.Held(h.ctx, 1, s2.ID); !held || hd.AgentID != 141 {
+		t.Fatalf("the recorded assignment lost its slot: %+v %v", hd, held)
+	}
+	if pos, _, _ := h.queue.Position(h.ctx, 1, s2.ID); pos != 0 {
+		t.Fatalf("an assigned session is not queued, at %d", pos)
+	}
+}
+
+// TestCloseDoesNotWaitForTheDrain: with Run running, a close releases the slot at once and the queue
+// is served on Run's goroutine.
+func TestCloseDoesNotWaitForTheDrain(t *testing.T) {
+	h := newMemoryHarness(t)
+	h.agent(1, 151, agent.StatusOnline, 1)
+	h.publish(1, rules.RuleSet{Default: rules.Rule{Name: "all", Target: `agent.status == "online"`}})
+	ctx, cancel := context.WithCancel(h.ctx)
+	done := make(chan error, 1)
+	go func() { done <- h.eng.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for !h.eng.running.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	s1 := h.open(1, unknown)
+	s2 := h.open(1, unknown)
+	wantAgent(t, s1, 151)
+	h.close(s1.ID)
+	deadline := time.Now().Add(5 * time.Second)
+	for h.sess.get(s2.ID).State != session.StateOpen {
+		if time.Now().After(deadline) {
+			t.Fatal("the queued session was not served after the close")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	wantAgent(t, h.sess.get(s2.ID), 151)
+}
+
 // beats is a Presence whose online set tests set by hand.
 type beats struct{ online []int64 }
 

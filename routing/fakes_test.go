@@ -133,6 +133,9 @@ type fakeSessions struct {
 	check  func(s *session.Session, agentID int64, by string)
 	// fail, when set, makes AssignTo fail with its error.
 	fail func(s *session.Session, agentID int64) error
+	// failAfter, when set, makes AssignTo record the assignment and then fail with its error, as a
+	// timeout after the store's commit would.
+	failAfter func(s *session.Session, agentID int64) error
 }
 
 func newFakeSessions(c *clock) *fakeSessions {
@@ -198,6 +201,11 @@ func (f *fakeSessions) AssignTo(_ context.Context, shopID, sessionID, agentID in
 	now := f.clock.Now()
 	s.AgentID, s.State, s.AssignedBy, s.AssignedAt = agentID, session.StateOpen, by, &now
 	cp := *s
+	if f.failAfter != nil {
+		if err := f.failAfter(s, agentID); err != nil {
+			return nil, err
+		}
+	}
 	return &cp, nil
 }
 

@@ -45,11 +45,31 @@ func (e *Engine) Opened(ctx context.Context, s *session.Session) error {
 	}
 	now := e.now()
 	_, err := e.route(ctx, s, routeOpts{cause: CauseOpened, by: AssignedByRouting, queue: true, enqueuedAt: s.OpenedAt, now: now})
+	if err != nil {
+		// Whatever failed (a backend, the caller's deadline), the session must not wait unseen until
+		// the next rebuild of the queue: queue it where every drain finds it. Its rule's priority is
+		// restored by the first drain that finds no room, or by the rebuild.
+		qctx, cancel := detached(ctx)
+		defer cancel()
+		if qerr := e.push(qctx, e.shop(s.ShopID), s.ID, 0, s.OpenedAt); qerr != nil {
+			e.cfg.Logger.Warn("queue a session whose routing failed", "session", s.ID, "err", qerr)
+		}
+	}
 	return err
 }
 
+// detachedTimeout bounds the work done after the caller's context ended: undoing or finishing a step
+// whose outcome others depend on.
+const detachedTimeout = 5 * time.Second
+
+// detached returns a context that outlives ctx's cancellation and deadline, for a bounded time.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), detachedTimeout)
+}
+
 // Closed releases the session's slot, takes it out of the queue, and drains the shop's queue into the
-// freed capacity. It implements session.Router.
+// freed capacity: on Run's goroutine when Run is running (the close does not wait for it), here
+// otherwise. It implements session.Router.
 func (e *Engine) Closed(ctx context.Context, s *session.Session) error {
 	if s == nil {
 		return nil
@@ -69,7 +89,7 @@ func (e *Engine) Closed(ctx context.Context, s *session.Session) error {
 	delete(e.excluded, s.ID)
 	delete(e.noAnswer, s.ID)
 	e.mu.Unlock()
-	if !released {
+	if !released || e.requestDrain(s.ShopID) {
 		return nil
 	}
 	_, err = e.drain(ctx, s.ShopID, e.now(), false)
@@ -177,13 +197,24 @@ func (e *Engine) commit(ctx context.Context, sh *shopState, d *decision, s *sess
 			sh.adjustLoad(st.ID, d.weight)
 		}
 		if _, err := e.p.Sessions.AssignTo(ctx, s.ShopID, s.ID, st.ID, by); err != nil {
+			// The claim must be undone, or kept, whatever became of ctx.
+			uctx, cancel := detached(ctx)
+			defer cancel()
 			code := errorCode(err)
 			closed := code == session.ECONFLICT
 			if code == session.ENOTFOUND || code == session.EINVALID { // the agent was removed or deactivated, or the session is gone
-				cur, gerr := e.p.Sessions.Session(ctx, s.ID)
+				cur, gerr := e.p.Sessions.Session(uctx, s.ID)
 				closed = gerr != nil || cur.State == session.StateClosed
+			} else if !closed {
+				// A timeout may come after the store recorded the assignment: then it stands, and so
+				// does its claim.
+				if cur, gerr := e.p.Sessions.Session(uctx, s.ID); gerr == nil && cur.State == session.StateOpen && cur.AgentID == st.ID {
+					e.noteAssigned(sh, d, st.ID, now)
+					d.tr.Outcome, d.tr.AgentID = OutcomeAssigned, st.ID
+					return st.ID, nil
+				}
 			}
-			e.undoClaim(ctx, sh, d.snap, s, st.ID, prev, hadPrev, !closed)
+			e.undoClaim(uctx, sh, d.snap, s, st.ID, prev, hadPrev, !closed)
 			switch {
 			case closed:
 				return 0, errClosed
@@ -744,9 +775,13 @@ func (e *Engine) sweepSlots(ctx context.Context, sh *shopState, snap *snapshot, 
 }
 
 // AgentChanged tells the engine that an agent's settings changed (capacity, groups, skills, active):
-// the shop's snapshot is reloaded and, capacity having perhaps grown, the queue drained.
+// the shop's snapshot is reloaded and, capacity having perhaps grown, the queue drained (on Run's
+// goroutine when Run is running, as in Closed).
 func (e *Engine) AgentChanged(ctx context.Context, shopID, agentID int64) error {
 	e.invalidate(shopID)
+	if e.requestDrain(shopID) {
+		return nil
+	}
 	_, err := e.drain(ctx, shopID, e.now(), false)
 	return err
 }
@@ -767,7 +802,7 @@ func (e *Engine) AgentStatusChanged(ctx context.Context, shopID, agentID int64, 
 		delete(e.offline, key)
 	}
 	e.mu.Unlock()
-	if status != agent.StatusOnline {
+	if status != agent.StatusOnline || e.requestDrain(shopID) {
 		return nil
 	}
 	_, err := e.drain(ctx, shopID, e.now(), false)

@@ -101,7 +101,7 @@ func (e *Engine) Transfer(ctx context.Context, shopID, sessionID int64, to Trans
 // drainFreed serves the queue after a hand-over freed capacity at agentID (0: none was freed). A
 // failure is logged only: the hand-over itself is done, and Tick drains again within a second.
 func (e *Engine) drainFreed(ctx context.Context, shopID, agentID int64) {
-	if agentID == 0 {
+	if agentID == 0 || e.requestDrain(shopID) {
 		return
 	}
 	if _, err := e.drain(ctx, shopID, e.now(), false); err != nil {

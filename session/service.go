@@ -357,6 +357,10 @@ func (s *Service) appendSystem(ctx context.Context, conv *Conversation, live *Se
 // afterSend opens a session on a buyer's first message and records activity and first response.
 func (s *Service) afterSend(ctx context.Context, c Caller, conv *Conversation, live *Session, m Message) *Session {
 	if c.Kind == PartyBuyer && live == nil {
+		// The message is stored and acknowledged: the session it opens must follow, even when the
+		// caller's deadline passes now (else the buyer waits unseen until their next message).
+		ctx, cancel := afterCommit(ctx)
+		defer cancel()
 		full, err := s.Store.Conversation(ctx, conv.ID) // the entry context may have changed
 		if err != nil {
 			s.logger().Warn("open session: load conversation", "conversation", conv.ID, "err", err)
@@ -678,6 +682,10 @@ func (s *Service) AssignTo(ctx context.Context, shopID, sessionID, agentID int64
 	if err != nil {
 		return nil, err
 	}
+	// The assignment is recorded: the agent's unread counters, the notice and the pushes must follow
+	// even when the caller's deadline passes now.
+	ctx, cancel := afterCommit(ctx)
+	defer cancel()
 	s.setLive(ss.ConversationID, ss, now)
 	conv, err := s.conversation(ctx, ss.ConversationID)
 	if err != nil {
@@ -731,6 +739,10 @@ func (s *Service) close(ctx context.Context, ss *Session, by, outcome string) (*
 	if err != nil {
 		return nil, err
 	}
+	// The close is recorded: the slot's release, the notice and the pushes must follow even when the
+	// caller gives up now.
+	ctx, cancel := afterCommit(ctx)
+	defer cancel()
 	s.setLive(closed.ConversationID, nil, now)
 	if s.Router != nil {
 		if err := s.Router.Closed(ctx, closed); err != nil {
@@ -773,4 +785,13 @@ func (s *Service) SweepIdle(ctx context.Context, shortest time.Duration, idleOf 
 		}
 	}
 	return n, nil
+}
+
+// afterCommitTimeout bounds the work that follows a recorded change once the caller's context ended.
+const afterCommitTimeout = 10 * time.Second
+
+// afterCommit returns a context that outlives ctx's cancellation and deadline, for a bounded time:
+// the steps after a recorded change are not the caller's to cancel.
+func afterCommit(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), afterCommitTimeout)
 }
