@@ -129,7 +129,14 @@ func (q *queueNotifier) tell(ctx context.Context, shopID, sessionID, buyerID, co
 	if err != nil || pos == 0 {
 		return
 	}
-	place := session.QueuePlace{SessionID: sessionID, Position: pos, Total: total, ETASeconds: int(eta.Round(time.Second) / time.Second)}
+	q.tellPlace(ctx, buyerID, convID, session.QueuePlace{SessionID: sessionID, Position: pos, Total: total,
+		ETASeconds: int(eta.Round(time.Second) / time.Second)}, force)
+}
+
+// tellPlace pushes place to the buyer when it differs from what they were last told (or always, with
+// force).
+func (q *queueNotifier) tellPlace(ctx context.Context, buyerID, convID int64, place session.QueuePlace, force bool) {
+	sessionID := place.SessionID
 	q.mu.Lock()
 	prev, ok := q.last[sessionID]
 	q.last[sessionID] = queueSeen{buyerID: buyerID, convID: convID, place: place, seen: true}
@@ -155,6 +162,10 @@ func (q *queueNotifier) sweep(ctx context.Context) {
 	q.mu.Unlock()
 	for _, sh := range shops {
 		entries, err := q.app.routing.Queue(ctx, sh.ID, maxQueueNotices)
+		if err != nil || len(entries) == 0 {
+			continue
+		}
+		total, err := q.app.routing.QueueLength(ctx, sh.ID)
 		if err != nil {
 			continue
 		}
@@ -169,7 +180,8 @@ func (q *queueNotifier) sweep(ctx context.Context) {
 				}
 				known = queueSeen{buyerID: s.BuyerID, convID: s.ConversationID}
 			}
-			q.tell(ctx, sh.ID, e.SessionID, known.buyerID, known.convID, false)
+			q.tellPlace(ctx, known.buyerID, known.convID, session.QueuePlace{SessionID: e.SessionID, Position: e.Position,
+				Total: total, ETASeconds: e.ETASeconds}, false)
 		}
 	}
 	q.mu.Lock()
