@@ -3,9 +3,10 @@
 // admin-ui/web/test-results/ (gitignored). Any browser console error fails the test, except network
 // errors on the agent's page while the test itself has cut its connection (flow 4).
 import { chromium } from 'playwright-core'
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs'
+import { mkdirSync, writeFileSync, existsSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { startNode, api, waitFor, sleep, CHROME_ARGS, CHROMIUM, ARTIFACTS } from './harness.mjs'
+import http from 'node:http'
+import { startNode, api, waitFor, sleep, freePort, CHROME_ARGS, CHROMIUM, ARTIFACTS } from './harness.mjs'
 
 const only = process.env.E2E_MODES ? process.env.E2E_MODES.split(',') : ['embedded', 'production']
 const results = []
@@ -17,6 +18,7 @@ function watch(page, name) {
     if (m.type() !== 'error') return
     const text = m.text()
     if (page.allowNetworkErrors && /WebSocket connection to|Failed to load resource|net::ERR_/.test(text)) return
+    if (page.allowedErrors && page.allowedErrors.test(text)) return
     consoleErrors.push(`${name}: console error: ${text}`)
   })
   page.on('pageerror', (e) => consoleErrors.push(`${name}: page error: ${e.message}`))
@@ -33,7 +35,7 @@ async function agentLogin(env, username, { notify = true } = {}) {
   const ctx = await env.browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' })
   if (notify) await ctx.addInitScript(() => { window.__notified = []; window.__shopdeskNotify = (e) => window.__notified.push(e) })
   const page = watch(await ctx.newPage(), username)
-  page.setDefaultTimeout(15000)
+  page.setDefaultTimeout(25000)
   await page.goto(env.node.agent + '/app/')
   await page.fill('input[name=shop]', 'demo')
   await page.fill('input[name=username]', username)
@@ -51,7 +53,7 @@ async function setOnline(page) {
 async function buyerOn(env, path, locale = 'zh-CN') {
   const ctx = await env.browser.newContext({ viewport: { width: 390, height: 844 }, locale, isMobile: true, hasTouch: true })
   const page = watch(await ctx.newPage(), 'buyer')
-  page.setDefaultTimeout(15000)
+  page.setDefaultTimeout(25000)
   await page.goto(env.node.shop + path)
   await page.waitForFunction(() => window.Shopdesk && typeof window.Shopdesk.open === 'function')
   return { ctx, page }
@@ -232,7 +234,204 @@ const flows = {
   },
 }
 
+
+/** newBuyerAsks opens a fresh buyer (a new visitor) on a product page and sends one message. */
+async function newBuyerAsks(env, productId, text) {
+  const b = await buyerOn(env, `/store/product.html?id=${productId}`, 'en-US')
+  await b.page.click('[data-testid=ask-product]')
+  await b.page.locator('[data-testid=sd-panel]').waitFor()
+  await buyerSend(b.page, text)
+  b.convId = await b.page.evaluate(() => window.Shopdesk.state().conversation)
+  return b
+}
+
+async function lastTrace(env, sessionId) {
+  const r = await api(env.node.direct, 'GET', `/api/sessions/${sessionId}/traces`, env.manager)
+  return r.traces[r.traces.length - 1]
+}
+
+Object.assign(flows, {
+  async 'flow 3: a rule typo shows inline, the fix simulates to the new agent, publish routes a new buyer, rollback restores'(env) {
+    const p2 = await agentLogin(env, 'presale2', { notify: false })
+    await setOnline(p2.page)
+    env.presale2 = p2
+    const m = await agentLogin(env, 'manager', { notify: false })
+    await m.page.click('[data-testid=nav-rules]')
+    await m.page.locator('[data-testid=rules-valid]', { hasText: 'Valid' }).waitFor()
+    await shot(m.page, 'rules-editor')
+    const p2id = await staffId(env, 'presale2')
+    await m.page.click('[data-testid=rule-add]')
+    // the new rule is last among the rules (index 2); drag it to the top with the ↑ buttons
+    const card = m.page.locator('[data-testid=rule-2]')
+    await card.locator('button', { hasText: '↑' }).click()
+    await m.page.locator('[data-testid=rule-1] button', { hasText: '↑' }).click()
+    await m.page.fill('[data-testid=rule-name-0]', 'tea to presale2')
+    const when = m.page.locator('[data-testid=rule-when-0]')
+    await when.click()
+    await when.pressSequentially('session.product.cat')
+    await m.page.locator('[data-testid=completions] li', { hasText: 'session.product.category' }).waitFor()
+    await when.press('Tab')
+    await when.pressSequentially(' == "tea"')
+    const target = m.page.locator('[data-testid=rule-target-0]')
+    await target.fill(`agent.statsu == "online" && agent.id == ${p2id}`)
+    await m.page.locator('[data-testid=rule-0] [data-testid=expr-error]', { hasText: 'statsu' }).waitFor()
+    await m.page.locator('[data-testid=rules-valid]', { hasText: '1 error(s)' }).waitFor()
+    if ((await when.inputValue()) !== 'session.product.category == "tea"') throw new Error('completion left ' + JSON.stringify(await when.inputValue()))
+    await shot(m.page, 'rules-inline-error')
+    await target.fill(`agent.status == "online" && agent.id == ${p2id}`)
+    await m.page.locator('[data-testid=rules-valid]', { hasText: 'Valid' }).waitFor()
+    if (await m.page.locator('[data-testid=rule-0] [data-testid=expr-error]').count()) throw new Error('error still shown after the fix')
+    await m.page.locator('[data-testid=sim-category]').fill('tea')
+    await m.page.click('[data-testid=sim-run]')
+    await waitFor('the simulator to pick the new rule', async () => (await m.page.locator('[data-testid=sim-rule]').textContent()) === 'tea to presale2')
+    await m.page.locator('[data-testid=sim-agent]', { hasText: 'Presale Two' }).waitFor()
+    await shot(m.page, 'rules-simulated')
+    await m.page.fill('[data-testid=rules-comment]', 'tea goes to presale2')
+    await m.page.click('[data-testid=rules-publish]')
+    await m.page.locator('[data-testid=rules-message]', { hasText: 'Published' }).waitFor()
+    const vers = await api(env.node.direct, 'GET', '/api/routing/versions', env.manager)
+    if (!(vers.active > 0)) throw new Error('nothing published: active ' + vers.active)
+    const b1 = await newBuyerAsks(env, '103', 'Is this year\'s Longjing in stock?')
+    const s1 = await assigned(env, b1.convId)
+    const t1 = await lastTrace(env, s1.id)
+    if (s1.agent_id !== p2id || t1.rule_name !== 'tea to presale2') throw new Error(`new buyer went to ${s1.agent_id} by ${t1.rule_name}`)
+    await p2.page.locator(`[data-testid=conv-${b1.convId}]`).waitFor()
+    await m.page.locator('[data-testid=version-' + vers.active + ']').waitFor()
+    await m.page.click('[data-testid=rollback-0]')
+    await m.page.locator('[data-testid=rules-message]', { hasText: 'Rolled back' }).waitFor()
+    await m.page.click('[data-testid=sim-run]')
+    await waitFor('the simulator to use the restored rules', async () => (await m.page.locator('[data-testid=sim-rule]').textContent()) === 'presale')
+    await shot(m.page, 'rules-rolled-back')
+    const b2 = await newBuyerAsks(env, '103', 'And the 250 g box?')
+    const s2 = await assigned(env, b2.convId)
+    const t2 = await lastTrace(env, s2.id)
+    if (t2.rule_name !== 'presale') throw new Error('after rollback the buyer went by rule ' + t2.rule_name)
+    for (const c of [m, b1, b2]) await c.ctx.close()
+  },
+
+  async 'flow 6: transfer to the after-sale group with a note, seen by both sides'(env) {
+    const { agent, buyer, convId } = env.shared || {}
+    if (!agent) throw new Error('needs flow 1')
+    const as = await agentLogin(env, 'aftersale1')
+    await setOnline(as.page)
+    await agent.page.locator(`[data-testid=conv-${convId}]`).click()
+    await agent.page.click('[data-testid=transfer-open]')
+    await agent.page.selectOption('[data-testid=transfer-to]', 'g:aftersale')
+    await agent.page.fill('[data-testid=transfer-note]', 'wants a refund for the cup')
+    await shot(agent.page, 'workspace-transfer')
+    await agent.page.click('[data-testid=transfer-confirm]')
+    const item = as.page.locator(`[data-testid=conv-${convId}]`)
+    await item.waitFor()
+    await waitFor('the notification hook', async () => (await as.page.evaluate((id) => window.__notified.some((n) => n.conversation_id === id), convId)))
+    await item.click()
+    await as.page.locator('[data-testid=transfer-note-shown]', { hasText: 'wants a refund for the cup' }).waitFor()
+    await as.page.locator('[data-testid=msg-text]', { hasText: 'gap message 5' }).waitFor()
+    await buyer.page.locator('[data-testid=sd-status][data-state=open]', { hasText: 'Aftersale One' }).waitFor()
+    await agent.page.locator('[data-testid=composer]').waitFor({ state: 'detached' })
+    await as.page.fill('[data-testid=composer]', 'I can help with the refund.')
+    await as.page.press('[data-testid=composer]', 'Enter')
+    await buyer.page.locator('[data-testid=sd-text]', { hasText: 'I can help with the refund.' }).waitFor()
+    await shot(as.page, 'workspace-transferred')
+    await shot(buyer.page, 'widget-transferred')
+    await as.ctx.close()
+  },
+
+  async 'flow 5: all presale agents busy, the buyer sees queue position 1 and is assigned when one frees up'(env) {
+    const p1 = env.shared?.agent
+    const p2 = env.presale2
+    if (!p1 || !p2) throw new Error('needs flows 1 and 3')
+    for (const a of [p1, p2]) {
+      await a.page.selectOption('[data-testid=status-select]', 'busy')
+      await waitFor('status busy', async () => (await a.page.locator('[data-testid=status-select]').inputValue()) === 'busy')
+    }
+    const b = await newBuyerAsks(env, '102', 'Is the teapot handmade?')
+    await b.page.locator('[data-testid=sd-status][data-state=queued][data-position="1"]').waitFor()
+    await shot(b.page, 'widget-queued')
+    await p2.page.selectOption('[data-testid=status-select]', 'online')
+    await b.page.locator('[data-testid=sd-status][data-state=open]').waitFor()
+    const s = await assigned(env, b.convId)
+    if (s.agent_id !== await staffId(env, 'presale2')) throw new Error('assigned to ' + s.agent_id)
+    await p2.page.locator(`[data-testid=conv-${b.convId}]`).waitFor()
+    await shot(b.page, 'widget-assigned-from-queue')
+    await b.ctx.close()
+    await p2.ctx.close()
+  },
+})
+
+
+/** site serves, on a port of its own, a page that embeds a shop's widget from the node's origin. */
+async function site(port, widgetBase, slug, title) {
+  const html = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>${title}</title></head>
+<body><h1>${title}</h1><script src="${widgetBase}/widget.js" data-shop="${slug}" async></script></body></html>`
+  const srv = http.createServer((req, res) => { res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }); res.end(html) })
+  await new Promise((r) => srv.listen(port, '127.0.0.1', r))
+  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => { srv.closeAllConnections?.(); srv.close(r) }) }
+}
+
+Object.assign(flows, {
+  async 'flow 9: the widget on an allowed second origin works; on a third origin it is refused'(env) {
+    const [pa, pb] = [await freePort(), await freePort()]
+    const slug = 'partner-' + Math.random().toString(36).slice(2, 8)
+    await api(env.node.direct, 'POST', '/api/operator/shops', 'e2e-operator',
+      { slug, name: 'Partner', allowed_origins: [`http://127.0.0.1:${pa}`], manager_username: 'boss', manager_password: 'demo1' })
+    const allowed = await site(pa, env.node.shop, slug, 'Partner shop')
+    const other = await site(pb, env.node.shop, slug, 'Someone else')
+    const ctx = await env.browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'en-US' })
+    try {
+      const a = watch(await ctx.newPage(), 'second-origin')
+      a.setDefaultTimeout(25000)
+      await a.goto(allowed.url)
+      await a.waitForFunction(() => window.Shopdesk && typeof window.Shopdesk.open === 'function')
+      await a.click('[data-testid=sd-bubble]')
+      await buyerSend(a, 'Hello from a partner site')
+      await shot(a, 'widget-second-origin')
+      const b = watch(await ctx.newPage(), 'third-origin')
+      b.setDefaultTimeout(25000)
+      b.allowedErrors = /status of 403/
+      await b.goto(other.url)
+      await b.waitForFunction(() => window.Shopdesk && typeof window.Shopdesk.open === 'function')
+      await b.click('[data-testid=sd-bubble]')
+      await b.locator('[data-testid=sd-status][data-state=refused]').waitFor()
+      await shot(b, 'widget-third-origin-refused')
+    } finally {
+      await ctx.close()
+      await allowed.close()
+      await other.close()
+    }
+  },
+})
+
+
+Object.assign(flows, {
+  async "flow 7: the dashboard's figures equal the API's for the same period"(env) {
+    const m = await agentLogin(env, 'manager', { notify: false })
+    await m.page.click('[data-testid=nav-dashboard]')
+    await m.page.locator('[data-testid=dashboard]').waitFor()
+    await m.page.click('[data-testid=dash-refresh]')
+    await sleep(500)
+    const list = (await api(env.node.direct, 'GET', '/api/sessions?limit=500', env.manager)).sessions
+    const hour = list.filter((x) => Date.parse(x.opened_at) >= Date.now() - 3600e3)
+    const queue = await api(env.node.direct, 'GET', '/api/routing/queue', env.manager)
+    const per = {}
+    for (const x of hour) if (x.agent_id) per[x.agent_id] = (per[x.agent_id] || 0) + 1
+    await waitFor('the dashboard to match the API', async () => {
+      const fig = async (id) => (await m.page.locator(`[data-testid=${id}]`).textContent()).trim()
+      if (await fig('fig-sessions') !== String(hour.length)) return false
+      if (await fig('fig-queue') !== String(queue.length)) return false
+      for (const [id, n] of Object.entries(per)) {
+        const row = m.page.locator(`[data-testid=per-agent-${id}] b`)
+        if (!(await row.count()) || (await row.textContent()) !== String(n)) return false
+      }
+      return true
+    })
+    if (hour.length < 5) throw new Error('expected the earlier flows\' sessions, got ' + hour.length)
+    await shot(m.page, 'manager-dashboard')
+    await m.ctx.close()
+  },
+})
+
 async function runMode(browser, mode) {
+  rmSync(join(ARTIFACTS, mode), { recursive: true, force: true })
   const node = await startNode(mode, mode)
   if (node.unavailable) {
     if (process.env.CI === 'true') { results.push({ mode, name: 'backends', ok: false, err: node.unavailable }); return }
@@ -250,7 +449,7 @@ async function runMode(browser, mode) {
       const t0 = Date.now()
       let err = null
       try {
-        await Promise.race([f(env), sleep(90000).then(() => { throw new Error('flow timed out after 90s') })])
+        await Promise.race([f(env), sleep(150000).then(() => { throw new Error('flow timed out after 150s') })])
       } catch (e) {
         err = e.message.split('\n').filter((l) => l.trim() && !l.includes('=====')).slice(0, 3).join(' | ')
         for (const [i, pg] of browser.contexts().flatMap((c) => c.pages()).entries()) await shot(pg, `FAILED-${Object.keys(flows).indexOf(name)}-${i}`).catch(() => {})
@@ -261,7 +460,7 @@ async function runMode(browser, mode) {
     }
   } finally {
     for (const n of notes) console.log(`     note [${mode}]: ${n}`)
-    for (const p of ['agent', 'buyer']) await env.shared?.[p]?.ctx.close().catch(() => {})
+    for (const c of browser.contexts()) await c.close().catch(() => {})
     await node.stop()
   }
 }

@@ -12,8 +12,8 @@ const placeholder = `This folder holds the built front end (agent workspace, man
 embedded into the shopdesk binary. Only this placeholder is committed, so a fresh clone builds
 and tests before any npm step; \`make run\` and \`make ui\` fill the folder (npm ci + vite build).
 `
-await build({ configFile: resolve(here, '../vite.config.ts'), logLevel: 'warn' })
-await build({ configFile: resolve(here, '../vite.widget.config.ts'), logLevel: 'warn' })
+await build({ configFile: resolve(here, '../vite.config.ts'), logLevel: 'error' })
+await build({ configFile: resolve(here, '../vite.widget.config.ts'), logLevel: 'error' })
 writeFileSync(resolve(dist, 'placeholder.txt'), placeholder)
 const gz = gzipSync(readFileSync(resolve(dist, 'widget.js'))).length
 console.log(`widget.js: ${gz} bytes gzipped (limit 40960)`)

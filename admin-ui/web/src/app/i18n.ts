@@ -15,7 +15,13 @@ const zh: Record<string, string> = {
   status: '状态', actions: '操作', deactivate: '停用', activate: '启用', resetPassword: '重置密码', newPassword: '新密码',
   state: '状态', kind: '类型', conversation: '会话', quickReplies: '快捷回复', sendFailed: '发送失败，将在重连后重试', sending: '发送中',
   systemAssigned: '已分配给 {0}', systemClosed: '会话已结束：{0}', lang: 'English', error: '出错了', wrongLogin: '店铺、用户名或密码错误',
-  me: '我', dropHere: '松开以上传', uploadFailed: '上传失败', none: '无',
+  activeVersion: '生效版本', valid: '校验通过', invalid: '{0} 处错误', comment: '说明', saveDraft: '存草稿', shadow: '影子模式', publish: '发布',
+  published: '已发布', saved: '已保存', shadowOn: '草稿已在影子模式运行', draftSaved: '草稿已保存', rolledBack: '已回滚到', defaultRule: '默认规则',
+  addRule: '添加规则', simulator: '模拟器', recentSession: '近期会话', simulate: '模拟', versions: '版本历史', edit: '载入', rollback: '回滚',
+  builtin: '内置默认', differ: '条结果不同', schedules: '排期',
+  dashboard: '数据看板', lastHour: '最近 1 小时', lastDay: '最近 24 小时', queueLength: '排队数', longestWait: '最长等待', sessionsInPeriod: '会话数',
+  assignTime: '分配耗时', firstResponse: '首次响应', satisfaction: '满意度', agentsByStatus: '客服状态', sessionsPerAgent: '每位客服会话数',
+  transfer: '转接', transferTo: '转接给', group: '分组', note: '备注', rules: '分流规则', me: '我', dropHere: '松开以上传', uploadFailed: '上传失败', none: '无',
 }
 const en: Record<string, string> = {
   title: 'Shopdesk workspace', login: 'Sign in', shop: 'Shop', username: 'Username', password: 'Password', logout: 'Sign out',
@@ -31,7 +37,13 @@ const en: Record<string, string> = {
   status: 'Status', actions: 'Actions', deactivate: 'Deactivate', activate: 'Activate', resetPassword: 'Reset password', newPassword: 'New password',
   state: 'State', kind: 'Kind', conversation: 'Conversation', quickReplies: 'Quick replies', sendFailed: 'Not sent; retried after reconnecting', sending: 'Sending',
   systemAssigned: 'Assigned to {0}', systemClosed: 'Session closed: {0}', lang: '中文', error: 'Error', wrongLogin: 'Wrong shop, username or password',
-  me: 'Me', dropHere: 'Drop to upload', uploadFailed: 'Upload failed', none: 'None',
+  activeVersion: 'Active version', valid: 'Valid', invalid: '{0} error(s)', comment: 'Comment', saveDraft: 'Save draft', shadow: 'Shadow', publish: 'Publish',
+  published: 'Published', saved: 'Saved', shadowOn: 'Draft runs in shadow', draftSaved: 'Draft saved', rolledBack: 'Rolled back to', defaultRule: 'Default',
+  addRule: 'Add rule', simulator: 'Simulator', recentSession: 'Recent session', simulate: 'Simulate', versions: 'Versions', edit: 'Load', rollback: 'Roll back',
+  builtin: 'built-in default', differ: 'differ', schedules: 'Schedules',
+  dashboard: 'Dashboard', lastHour: 'Last hour', lastDay: 'Last 24 hours', queueLength: 'Queue length', longestWait: 'Longest wait', sessionsInPeriod: 'Sessions',
+  assignTime: 'Assignment time', firstResponse: 'First response', satisfaction: 'Satisfaction', agentsByStatus: 'Agents by status', sessionsPerAgent: 'Sessions per agent',
+  transfer: 'Transfer', transferTo: 'Transfer to', group: 'Group', note: 'Note', rules: 'Routing rules', me: 'Me', dropHere: 'Drop to upload', uploadFailed: 'Upload failed', none: 'None',
 }
 
 function initial(): 'zh' | 'en' {

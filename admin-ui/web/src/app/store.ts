@@ -21,6 +21,7 @@ export interface ConvView {
   myRead: number
   typingUntil: number
   more: boolean
+  note: string
 }
 
 interface Auth { token: string; staff: Staff; shop: Shop }
@@ -65,7 +66,7 @@ function thread(id: number): Thread {
 function view(c: Conversation): ConvView {
   let v = state.convs[c.id]
   if (!v) {
-    state.convs[c.id] = { id: c.id, conv: c, session: c.session, unread: c.unread || 0, msgs: [], pending: [], peerRead: 0, myRead: 0, typingUntil: 0, more: true }
+    state.convs[c.id] = { id: c.id, conv: c, session: c.session, unread: c.unread || 0, msgs: [], pending: [], peerRead: 0, myRead: 0, typingUntil: 0, more: true, note: '' }
     v = state.convs[c.id]
   }
   return v
@@ -202,11 +203,13 @@ function onEvent(f: any) {
       const s = f.session as Session
       const v = state.convs[id]
       if (!v) {
-        void refresh().then(() => { if (mine(s)) notify(s) })
+        // refresh lists it and notifies a new assignment; the transfer note only comes with the event
+        void refresh().then(() => { const nv = state.convs[id]; if (nv && f.note) nv.note = f.note })
         return
       }
       const was = mine(v.session)
       v.session = s.state === 'closed' && v.session && v.session.id !== s.id ? v.session : s
+      if (typeof f.note === 'string' && f.note) v.note = f.note
       if (!was && mine(s)) notify(s)
       break
     }
@@ -314,6 +317,13 @@ export function typing(id: number) {
 
 export async function closeSession(sessionId: number, outcome: string) {
   const r = await getApi().post<{ session: Session }>(`/api/sessions/${sessionId}/close`, { outcome })
+  const v = state.convs[r.session.conversation_id]
+  if (v) v.session = r.session
+}
+
+/** transfer moves an open session to an agent or to a group's best agent, with a note. */
+export async function transfer(sessionId: number, to: { agent_id?: number; group?: string }, note: string) {
+  const r = await getApi().post<{ session: Session }>(`/api/sessions/${sessionId}/transfer`, { ...to, note })
   const v = state.convs[r.session.conversation_id]
   if (v) v.session = r.session
 }

@@ -15,15 +15,15 @@ interface Outbox { client_msg_id: string; body: Body; failed: boolean }
 
 const zh = {
   title: '在线客服', send: '发送', ph: '输入消息…', queued: '正在为您分配客服，请稍候', nobody: '暂时没有客服在线，您可以留言，我们会在这里回复',
-  position: '您前面还有 {0} 人，预计等待 {1} 分钟', serving: '{0} 为您服务', closed: '会话已结束，感谢您的咨询', read: '已读', unread: '未读',
+  position: '您排在第 {0} 位，预计等待 {1} 分钟', positionNoEta: '您排在第 {0} 位，请稍候', serving: '{0} 为您服务', closed: '会话已结束，感谢您的咨询', read: '已读', unread: '未读',
   recalled: '消息已撤回', typing: '客服正在输入…', disconnected: '连接已断开，正在重连…', ask: '咨询这个', product: '商品', order: '订单',
-  assigned: '客服 {0} 已接入', sysclosed: '会话已结束', image: '图片', file: '文件', sending: '发送中…', welcome: '您好，有什么可以帮您？',
+  unavailable: '本站暂不支持在线客服', assigned: '客服 {0} 已接入', sysclosed: '会话已结束', image: '图片', file: '文件', sending: '发送中…', welcome: '您好，有什么可以帮您？',
 }
 const en: typeof zh = {
   title: 'Customer service', send: 'Send', ph: 'Type a message…', queued: 'Finding an agent for you…', nobody: 'Nobody is available right now: leave a message and we will answer here',
-  position: 'You are number {0} in line, about {1} min', serving: '{0} is helping you', closed: 'This session has ended. Thank you!', read: 'Read', unread: 'Unread',
+  position: 'You are number {0} in line, about {1} min', positionNoEta: 'You are number {0} in line', serving: '{0} is helping you', closed: 'This session has ended. Thank you!', read: 'Read', unread: 'Unread',
   recalled: 'Message recalled', typing: 'Agent is typing…', disconnected: 'Disconnected, reconnecting…', ask: 'Ask about this', product: 'Product', order: 'Order',
-  assigned: '{0} joined', sysclosed: 'Session closed', image: 'Image', file: 'File', sending: 'Sending…', welcome: 'Hello! How can we help?',
+  unavailable: 'Chat is not available on this site', assigned: '{0} joined', sysclosed: 'Session closed', image: 'Image', file: 'File', sending: 'Sending…', welcome: 'Hello! How can we help?',
 }
 const L = (navigator.language || '').toLowerCase().startsWith('zh') ? zh : en
 function tr(k: keyof typeof zh, ...a: (string | number)[]) { return L[k].replace(/\{(\d)\}/g, (_, i) => String(a[Number(i)] ?? '')) }
@@ -40,6 +40,7 @@ let card: { kind: 'product' | 'order'; card: Card } | null = null
 let conv: Conversation | null = null
 let session: Session | null = null
 let started: Promise<void> | null = null
+let failure: '' | 'refused' | 'error' = ''
 let conn: Conn | null = null
 let connState: ConnState = 'disconnected'
 let isOpen = false
@@ -88,10 +89,15 @@ function renderBadge() {
 }
 
 function renderStatus() {
-  connEl.textContent = connState === 'connected' ? '' : tr('disconnected')
+  connEl.textContent = !conn || connState === 'connected' ? '' : tr('disconnected')
   connEl.dataset.conn = connState
+  if (failure && !conv) {
+    statusEl.textContent = failure === 'refused' ? tr('unavailable') : tr('disconnected')
+    statusEl.dataset.state = failure
+    return
+  }
   let s = ''
-  if (session?.state === 'queued') s = queueInfo ? tr('position', Math.max(0, queueInfo.position - 1), Math.max(1, Math.round(queueInfo.eta_seconds / 60))) : tr('queued')
+  if (session?.state === 'queued') s = queueInfo ? (queueInfo.eta_seconds > 0 ? tr('position', queueInfo.position, Math.max(1, Math.round(queueInfo.eta_seconds / 60))) : tr('positionNoEta', queueInfo.position)) : tr('queued')
   else if (session?.state === 'open') s = tr('serving', agentName || '')
   else if (session?.state === 'closed') s = tr('closed')
   statusEl.textContent = s
@@ -185,6 +191,7 @@ async function ensureToken() {
 function start(): Promise<void> {
   if (!started) {
     started = (async () => {
+      failure = ''
       await ensureToken()
       const r = await api.post<{ conversation: Conversation }>('/api/conversations', { context: ctx })
       conv = r.conversation
@@ -200,7 +207,12 @@ function start(): Promise<void> {
       conn.start()
       setInterval(() => { void refreshConv().then(() => render()) }, 15000)
       render()
-    })().catch((e) => { started = null; throw e })
+    })().catch((e) => {
+      started = null
+      failure = e?.code === 'EORIGIN' ? 'refused' : 'error'
+      renderStatus()
+      throw e
+    })
   }
   return started
 }
@@ -218,6 +230,10 @@ async function refreshConv() {
     if (!c) return
     if (c.session) session = c.session
     unread = c.unread || 0
+    if (session?.state === 'queued') {
+      const q = await api.get<{ queue: typeof queueInfo }>(`/api/sessions/${session.id}/queue`).catch(() => null)
+      queueInfo = q?.queue && q.queue.position > 0 ? q.queue : null
+    }
     if (c.last_seq > thread.cursor) { await pullAfter(api, conv.id, thread); scanSystem() }
     markRead()
   } catch { /* next check */ }
@@ -247,8 +263,12 @@ function onEvent(f: any) {
     case 'read': if (f.from?.kind === 'staff') peerRead = Math.max(peerRead, f.seq); break
     case 'unread': unread = f.unread.count; break
     case 'typing': typingUntil = Date.now() + 4000; setTimeout(renderTyping, 4100); break
-    case 'session': session = f.session; if (session?.state !== 'queued') queueInfo = null; break
-    case 'queue': queueInfo = { position: f.position, total: f.total, eta_seconds: f.eta_seconds }; break
+    case 'session':
+      session = f.session
+      if (session?.state !== 'queued') queueInfo = null
+      else void refreshConv().then(render)
+      break
+    case 'queue': queueInfo = f.queue && f.queue.position > 0 ? f.queue : null; break
   }
   renderTyping()
   render()
@@ -267,7 +287,7 @@ function markRead() {
 }
 
 async function send(body: Body) {
-  await start()
+  try { await start() } catch { return }
   const o: Outbox = { client_msg_id: clientMsgID('w'), body, failed: false }
   outbox.push(o)
   renderList()
@@ -314,7 +334,7 @@ input.addEventListener('input', () => {
 $<HTMLInputElement>('input[type=file]').addEventListener('change', async (e) => {
   const f = (e.target as HTMLInputElement).files?.[0]
   if (!f) return
-  await start()
+  try { await start() } catch { return }
   try {
     const r = await api.upload(f, f.name)
     await send({ type: r.type, blob_key: r.blob_key, name: r.name, mime: r.mime, size: r.size })
@@ -363,7 +383,7 @@ const Shopdesk = {
     renderCtx()
     setOpen(true)
     if (started && conv) await api.post('/api/conversations', { context: ctx }).catch(() => {})
-    await start()
+    try { await start() } catch { return }
     markRead()
   },
   close() { setOpen(false); bubble.hidden = false },
