@@ -25,6 +25,7 @@ import (
 
 	"github.com/shopdesk/shopdesk/agent"
 	"github.com/shopdesk/shopdesk/archive"
+	"github.com/shopdesk/shopdesk/archive/search"
 	"github.com/shopdesk/shopdesk/migrations"
 	"github.com/shopdesk/shopdesk/routing"
 	"github.com/shopdesk/shopdesk/session"
@@ -47,6 +48,7 @@ type App struct {
 	cold      *archive.Cold
 	archiver  *archive.Archiver
 	scheduler *archive.Scheduler
+	search    search.Index
 	hotLog    *session.RedisLog
 	blobs     archive.Blobs
 	hub       *Hub
@@ -283,6 +285,10 @@ func (a *App) Start() error {
 	}
 	a.publicURL = strings.TrimRight(a.publicURL, "/")
 	a.server = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if err := a.openSearch(context.Background()); err != nil {
+		ln.Close()
+		return fmt.Errorf("search index: %w", err)
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	a.stopBG = cancel
 	if err := a.nodes.register(bg, a.selfInfo()); err != nil {
@@ -475,6 +481,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if err := a.scheduler.Stop(ctx); err != nil {
 			a.log.Warn("store scheduler", "err", err)
 		}
+		a.closeSearch()
 		a.bg.Wait()
 		if a.nodes != nil { // a heartbeat that was under way may have registered it again
 			_ = a.nodes.deregister(ctx, a.nodeID)
@@ -498,9 +505,18 @@ func (a *App) Kill() {
 			a.stopBG()
 		}
 		_ = a.scheduler.Stop(context.Background())
+		a.closeSearch()
 		a.bg.Wait()
 		a.closeBackends()
 	})
+}
+
+func (a *App) closeSearch() {
+	if a.search != nil {
+		if err := a.search.Close(); err != nil {
+			a.log.Warn("close search index", "err", err)
+		}
+	}
 }
 
 func (a *App) closeBackends() {

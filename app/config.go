@@ -42,6 +42,9 @@ type Config struct {
 	ArchiveDays     int
 	ArchiveSchedule string
 	ColdCacheMB     int
+	IndexSchedule   string
+	ESURL           string
+	ESAnalyzer      string
 }
 
 // setting describes one configuration entry for flags, the environment and the README.
@@ -70,6 +73,9 @@ func (c *Config) settings() []setting {
 		{"archive-days", "messages older than this many days move from the warm store to cold segments", &c.ArchiveDays, "90"},
 		{"archive-schedule", "when the archive job runs (cron with seconds, or @every/@daily)", &c.ArchiveSchedule, "0 30 3 * * *"},
 		{"cold-cache-mb", "memory for decoded cold segments, per node", &c.ColdCacheMB, "64"},
+		{"index-schedule", "when the search index job brings new messages into the index (cron with seconds)", &c.IndexSchedule, "*/5 * * * * *"},
+		{"es-url", "Elasticsearch 7 URLs, comma-separated, for search (default: the embedded index in the data directory)", &c.ESURL, ""},
+		{"es-analyzer", "Elasticsearch analyzer: ik_max_word or ik_smart (IK plugin), cjk; empty picks IK when installed, else cjk", &c.ESAnalyzer, ""},
 		{"demo", "seed a demo shop with a manager and agents (password demo)", &c.Demo, "false"},
 		{"node-id", "this node's id in the cluster (default: random)", &c.NodeID, ""},
 		{"presence-timeout", "an agent without a heartbeat for this long goes offline", &c.PresenceTimeout, "30s"},

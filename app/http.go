@@ -64,6 +64,7 @@ func (a *App) Handler() http.Handler {
 	au.POST("/sessions/:id/close", a.closeSession)
 	au.POST("/uploads", a.upload)
 	au.GET("/blobs/*key", a.blob)
+	au.GET("/search", a.searchMessages)
 
 	mgr := au.Group("", a.managerOnly)
 	mgr.GET("/shop", a.getShop)

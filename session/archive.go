@@ -113,3 +113,24 @@ func groupByConversation(keys []MessageKey) map[int64][]int64 {
 	}
 	return out
 }
+
+// MessageCursor is a place in a shop's warm messages in (created_at, conversation, seq) order.
+type MessageCursor struct {
+	CreatedAt      time.Time `json:"created_at"`
+	ConversationID int64     `json:"conversation_id"`
+	Seq            int64     `json:"seq"`
+}
+
+// MessagesAfter returns up to limit of the shop's warm messages after the cursor in (created_at,
+// conversation, seq) order: a scan that never stalls on many messages of one instant.
+func (l *SQLLog) MessagesAfter(ctx context.Context, shopID int64, c MessageCursor, limit int) ([]Message, error) {
+	if limit <= 0 {
+		return nil, Errorf(EINVALID, "limit %d: want a positive number", limit)
+	}
+	t := c.CreatedAt.UTC()
+	var out []Message
+	err := l.db.WithContext(ctx).Where("shop_id = ? AND created_at >= ?", shopID, t).
+		Where("created_at > ? OR conversation_id > ? OR (conversation_id = ? AND seq > ?)", t, c.ConversationID, c.ConversationID, c.Seq).
+		Order("created_at, conversation_id, seq").Limit(limit).Find(&out).Error
+	return out, unavailable(err, "read messages to index")
+}

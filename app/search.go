@@ -1,0 +1,214 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/shopdesk/shopdesk/archive"
+	"github.com/shopdesk/shopdesk/archive/search"
+	"github.com/shopdesk/shopdesk/session"
+)
+
+// indexBatch is how many messages of a shop one index step reads and indexes.
+const indexBatch = 1000
+
+// openSearch opens the message index: Elasticsearch when --es-url is set, else the embedded index
+// under the data directory (one process at a time: only a serving node opens it).
+func (a *App) openSearch(ctx context.Context) error {
+	cfg := search.Config{Dir: filepath.Join(a.cfg.Data, "search")}
+	if a.cfg.ESURL != "" {
+		cfg.Elastic = search.ElasticConfig{URLs: strings.Split(a.cfg.ESURL, ","), Analyzer: a.cfg.ESAnalyzer}
+	}
+	idx, err := search.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	a.search = idx
+	return a.scheduler.Add(archive.Job{Name: "index", Spec: a.cfg.IndexSchedule, LeaseTTL: 5 * time.Minute, Run: a.indexJob})
+}
+
+// searchCursor is how far the index job has read a shop's warm messages.
+type searchCursor struct {
+	ShopID         int64 `gorm:"primaryKey"`
+	CreatedAt      time.Time
+	ConversationID int64
+	Seq            int64
+	UpdatedAt      time.Time
+}
+
+func (searchCursor) TableName() string { return "search_cursors" }
+
+// indexJob brings every message of the warm store into the search index, shop by shop, after each
+// shop's cursor. Documents have deterministic ids, so a run that crashed after indexing and before
+// moving its cursor only indexes the same messages again. Messages reach the warm store when they
+// are flushed from the hot tier (within --flush-interval), and are indexed from there before the
+// archive job can move them (days later).
+func (a *App) indexJob(ctx context.Context) (archive.JobResult, error) {
+	var res archive.JobResult
+	shops, err := a.agents.Store.Shops(ctx)
+	if err != nil {
+		return res, err
+	}
+	warm := session.NewSQLLog(a.db)
+	var errs []error
+	for _, sh := range shops {
+		for ctx.Err() == nil {
+			n, err := a.indexShop(ctx, warm, sh.ID)
+			res.Processed += int64(n)
+			res.Moved += int64(n)
+			if err != nil {
+				res.Errors++
+				errs = append(errs, err)
+				break
+			}
+			if n < indexBatch {
+				break
+			}
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// indexShop indexes the next batch of the shop's messages and moves its cursor.
+func (a *App) indexShop(ctx context.Context, warm *session.SQLLog, shopID int64) (int, error) {
+	var cur searchCursor
+	err := a.db.WithContext(ctx).Where("shop_id = ?", shopID).Take(&cur).Error
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return 0, err
+	}
+	msgs, err := warm.MessagesAfter(ctx, shopID, session.MessageCursor{CreatedAt: cur.CreatedAt, ConversationID: cur.ConversationID, Seq: cur.Seq}, indexBatch)
+	if err != nil || len(msgs) == 0 {
+		return 0, err
+	}
+	docs, err := a.documents(ctx, msgs)
+	if err != nil {
+		return 0, err
+	}
+	if err := a.search.Index(ctx, docs); err != nil {
+		return 0, err
+	}
+	last := msgs[len(msgs)-1]
+	cur = searchCursor{ShopID: shopID, CreatedAt: last.CreatedAt, ConversationID: last.ConversationID, Seq: last.Seq, UpdatedAt: time.Now()}
+	err = a.db.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "shop_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"created_at", "conversation_id", "seq", "updated_at"})}).Create(&cur).Error
+	return len(msgs), err
+}
+
+// documents turns messages into search documents, with their conversation's buyer and the session
+// each belongs to; a recall also indexes the message it recalls again, marked recalled.
+func (a *App) documents(ctx context.Context, msgs []session.Message) ([]search.Document, error) {
+	convs := map[int64]*session.Conversation{}
+	sessions := map[int64][]session.Session{}
+	var docs []search.Document
+	add := func(m session.Message) error {
+		conv, ok := convs[m.ConversationID]
+		if !ok {
+			c, err := a.sessions.Store.Conversation(ctx, m.ConversationID)
+			if err != nil {
+				return err
+			}
+			conv, convs[m.ConversationID] = c, c
+			list, err := a.sessions.Store.Sessions(ctx, session.SessionFilter{ShopID: c.ShopID, ConversationID: c.ID, Limit: 500})
+			if err != nil {
+				return err
+			}
+			sessions[c.ID] = list
+		}
+		var in *session.Session
+		for i := range sessions[conv.ID] { // newest first: the first that opened at or before the message
+			if s := &sessions[conv.ID][i]; s.FirstSeq <= m.Seq {
+				in = s
+				break
+			}
+		}
+		docs = append(docs, search.FromMessage(m, *conv, in))
+		return nil
+	}
+	for _, m := range msgs {
+		if err := add(m); err != nil {
+			return nil, err
+		}
+		if m.Body.Type == session.TypeRecall && m.Body.RecallSeq > 0 {
+			orig, err := a.sessions.Log.After(ctx, m.ConversationID, m.Body.RecallSeq-1, 1)
+			if err != nil {
+				return nil, err
+			}
+			if len(orig) == 1 && orig[0].Seq == m.Body.RecallSeq {
+				orig[0].Recalled = true
+				if err := add(orig[0]); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return docs, nil
+}
+
+// searchMessages answers GET /api/search: staff search their shop's history.
+func (a *App) searchMessages(c *gin.Context) {
+	id := who(c)
+	if id.staff == nil {
+		fail(c, errorf(codeForbidden, "staff only"))
+		return
+	}
+	if a.search == nil {
+		fail(c, errorf(codeUnavailable, "search is not running on this node"))
+		return
+	}
+	q := search.Query{ShopID: id.shop.ID, Keyword: c.Query("q"), Kind: session.Kind(c.Query("kind"))}
+	ints := []struct {
+		name string
+		dst  *int64
+	}{{"agent_id", &q.AgentID}, {"buyer_id", &q.BuyerID}, {"conversation_id", &q.ConversationID}}
+	for _, f := range ints {
+		v, ok := queryInt(c, f.name)
+		if !ok {
+			return
+		}
+		*f.dst = v
+	}
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{"offset", &q.Offset}, {"limit", &q.Limit}} {
+		if s := c.Query(f.name); s != "" {
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 0 {
+				fail(c, errorf(codeInvalid, f.name+" must be a non-negative integer"))
+				return
+			}
+			*f.dst = v
+		}
+	}
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		if s := c.Query(f.name); s != "" {
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				fail(c, errorf(codeInvalid, f.name+" must be an RFC 3339 time"))
+				return
+			}
+			*f.dst = t
+		}
+	}
+	res, err := a.search.Search(c.Request.Context(), q)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if res.Hits == nil {
+		res.Hits = []search.Hit{}
+	}
+	c.JSON(http.StatusOK, res)
+}
