@@ -116,12 +116,14 @@ func printDemo(w io.Writer, a *App) {
 Shopdesk is running in %s mode at %s
 
   demo shop:        %s (manager "manager", agents presale1, presale2, aftersale1; password "%s")
+  demo store:       %s/   (a buyer: the widget on every page)
+  workspace:        %s/app/   (agents and managers)
   health:           %s/healthz   readiness: %s/readyz   metrics: %s/metrics
   gateway:          %s/api/gateway
   operator token:   %s
   try it:           see "Walk-through" in README.md (curl + a WebSocket client)
 
-`, a.Mode(), u, DemoShop, DemoPassword, u, u, u, u, operatorTokenSource(a.cfg))
+`, a.Mode(), u, DemoShop, DemoPassword, u, u, u, u, u, u, operatorTokenSource(a.cfg))
 }
 
 func operatorTokenSource(cfg Config) string {
