@@ -57,6 +57,14 @@ func answer(c *gin.Context, err error, body gin.H) {
 	c.JSON(http.StatusOK, body)
 }
 
+// answerList writes {key: list} with 200 (an empty list as [], never null), or err when there is one.
+func answerList[T any](c *gin.Context, err error, key string, list []T) {
+	if list == nil {
+		list = []T{}
+	}
+	answer(c, err, gin.H{key: list})
+}
+
 // bindLarge is bind with a larger body limit, for rule sets.
 func bindLarge(c *gin.Context, v any) bool {
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxRuleSetBody)
@@ -363,14 +371,7 @@ func (a *App) shadowResults(c *gin.Context) {
 
 func (a *App) getSchedules(c *gin.Context) {
 	list, err := a.routing.Store().Schedules(c.Request.Context(), who(c).shop.ID)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if list == nil {
-		list = []rules.Schedule{}
-	}
-	c.JSON(http.StatusOK, gin.H{"schedules": list})
+	answerList(c, err, "schedules", list)
 }
 
 func (a *App) putSchedules(c *gin.Context) {
@@ -421,14 +422,10 @@ func (a *App) routingQueue(c *gin.Context) {
 // their capacity (only manual assignments, marked forced, may exceed it).
 func (a *App) routingClaims(c *gin.Context) {
 	events, err := a.routing.Claims(c.Request.Context(), who(c).shop.ID)
-	if err != nil {
-		fail(c, err)
-		return
-	}
 	if events == nil {
 		events = []routing.ClaimEvent{}
 	}
-	c.JSON(http.StatusOK, gin.H{"events": events, "replay": routing.ReplayClaims(events)})
+	answer(c, err, gin.H{"events": events, "replay": routing.ReplayClaims(events)})
 }
 
 // assign gives a session to an agent by a manager's hand, through the engine (a forced claim).
@@ -520,14 +517,7 @@ func (a *App) sessionTraces(c *gin.Context) {
 		a.log.Warn("flush routing traces", "err", err)
 	}
 	list, err := a.routing.Store().Traces(c.Request.Context(), id.shop.ID, sid)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	if list == nil {
-		list = []routing.Trace{}
-	}
-	c.JSON(http.StatusOK, gin.H{"traces": list})
+	answerList(c, err, "traces", list)
 }
 
 // sessionQueue returns a waiting session's place: for its buyer and the shop's staff.
