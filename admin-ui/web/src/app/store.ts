@@ -154,7 +154,8 @@ export async function refresh() {
     const wasMine = known ? mine(known.session) : false
     const v = view(c)
     v.conv = c
-    v.session = c.session
+    // the list carries only a live session: once it closes, keep showing the last one, closed
+    v.session = c.session || (v.session && v.session.state !== 'closed' ? { ...v.session, state: 'closed' } : v.session)
     v.unread = c.unread || 0
     if (!first && !wasMine && mine(c.session)) notify(c.session!)
     const t = thread(c.id)
