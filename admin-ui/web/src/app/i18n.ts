@@ -21,6 +21,7 @@ const zh: Record<string, string> = {
   builtin: '内置默认', differ: '条结果不同', schedules: '排期',
   dashboard: '数据看板', lastHour: '最近 1 小时', lastDay: '最近 24 小时', queueLength: '排队数', longestWait: '最长等待', sessionsInPeriod: '会话数',
   assignTime: '分配耗时', firstResponse: '首次响应', satisfaction: '满意度', agentsByStatus: '客服状态', sessionsPerAgent: '每位客服会话数',
+  origins: '允许嵌入挂件的来源', secrets: '买家令牌密钥', rotate: '轮换密钥',
   transfer: '转接', transferTo: '转接给', group: '分组', note: '备注', rules: '分流规则', me: '我', dropHere: '松开以上传', uploadFailed: '上传失败', none: '无',
 }
 const en: Record<string, string> = {
@@ -43,6 +44,7 @@ const en: Record<string, string> = {
   builtin: 'built-in default', differ: 'differ', schedules: 'Schedules',
   dashboard: 'Dashboard', lastHour: 'Last hour', lastDay: 'Last 24 hours', queueLength: 'Queue length', longestWait: 'Longest wait', sessionsInPeriod: 'Sessions',
   assignTime: 'Assignment time', firstResponse: 'First response', satisfaction: 'Satisfaction', agentsByStatus: 'Agents by status', sessionsPerAgent: 'Sessions per agent',
+  origins: 'Widget origins', secrets: 'Buyer-token secrets', rotate: 'Rotate secret',
   transfer: 'Transfer', transferTo: 'Transfer to', group: 'Group', note: 'Note', rules: 'Routing rules', me: 'Me', dropHere: 'Drop to upload', uploadFailed: 'Upload failed', none: 'None',
 }
 
