@@ -310,7 +310,9 @@ func TestBadInput(t *testing.T) {
 
 // TestIdleSessionsClose checks the idle sweeper with a shop's own timeout, shorter than the node's.
 func TestIdleSessionsClose(t *testing.T) {
-	node := startNode(t, embeddedEnv(), "", "--session-idle=1h")
+	// The node's timeout is longer than the shop's, and short enough that the sweeper (every sixth of
+	// it) comes round well within the test's wait.
+	node := startNode(t, embeddedEnv(), "", "--session-idle=5s")
 	base := node.URL()
 	shop := newShop(t, base, 0)
 	if st := api(t, "PATCH", base+"/api/shop", shop.manager, map[string]any{"settings": map[string]any{"idle_timeout_seconds": 1}}, nil); st != http.StatusOK {
