@@ -62,6 +62,7 @@ func (a *App) Handler() http.Handler {
 	au.GET("/sessions/:id", a.getSession)
 	au.POST("/sessions/:id/assign", a.assign)
 	au.POST("/sessions/:id/close", a.closeSession)
+	au.POST("/sessions/:id/rating", a.rateSession)
 	au.POST("/uploads", a.upload)
 	au.GET("/blobs/*key", a.blob)
 	au.GET("/search", a.searchMessages)
@@ -494,6 +495,23 @@ func (a *App) closeSession(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"session": s})
+}
+
+// rateSession records a buyer's satisfaction rating of a closed session.
+func (a *App) rateSession(c *gin.Context) {
+	id, ok := idParam(c, "id")
+	if !ok {
+		return
+	}
+	var in struct {
+		Rating  int    `json:"rating"`
+		Comment string `json:"comment"`
+	}
+	if !bind(c, &in) {
+		return
+	}
+	s, err := a.sessions.Rate(c.Request.Context(), who(c).caller, id, in.Rating, in.Comment)
+	answer(c, err, gin.H{"session": s})
 }
 
 // uploadTypes are the content types accepted for uploads, checked against the bytes themselves.

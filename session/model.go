@@ -77,6 +77,10 @@ type Session struct {
 	ClosedAt        *time.Time   `json:"closed_at,omitempty"`
 	ClosedBy        string       `json:"closed_by,omitempty"`
 	Outcome         string       `json:"outcome,omitempty"`
+	// Rating is the buyer's 1-5 satisfaction rating of the closed session, 0 until rated.
+	Rating        int        `json:"rating,omitempty"`
+	RatingComment string     `json:"rating_comment,omitempty"`
+	RatedAt       *time.Time `json:"rated_at,omitempty"`
 }
 
 // TableName keeps the SQL name explicit: "sessions" means something else to most tools.

@@ -758,6 +758,32 @@ func (s *Service) close(ctx context.Context, ss *Session, by, outcome string) (*
 	return closed, nil
 }
 
+// MaxRatingCommentBytes bounds a rating's comment.
+const MaxRatingCommentBytes = 500
+
+// Rate records the buyer's 1-5 satisfaction rating of their closed session, with an optional
+// comment, once; the session's agent hears of it.
+func (s *Service) Rate(ctx context.Context, c Caller, sessionID int64, rating int, comment string) (*Session, error) {
+	if c.Kind != PartyBuyer {
+		return nil, Errorf(EFORBIDDEN, "only the session's buyer rates it")
+	}
+	if rating < 1 || rating > 5 {
+		return nil, Errorf(EINVALID, "rating must be 1 to 5")
+	}
+	if len(comment) > MaxRatingCommentBytes || !utf8.ValidString(comment) {
+		return nil, Errorf(EINVALID, "the comment must be UTF-8 text of at most %d bytes", MaxRatingCommentBytes)
+	}
+	if _, err := s.Session(ctx, c, sessionID); err != nil {
+		return nil, err
+	}
+	rated, err := s.Store.RateSession(ctx, sessionID, rating, comment, s.now())
+	if err != nil {
+		return nil, err
+	}
+	s.sessionChanged(ctx, rated, "rated")
+	return rated, nil
+}
+
 func (s *Service) sessionChanged(ctx context.Context, ss *Session, _ string) {
 	conv, err := s.conversation(ctx, ss.ConversationID)
 	if err != nil {

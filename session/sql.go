@@ -225,6 +225,27 @@ func (s *Store) CloseSession(ctx context.Context, id int64, by, outcome string, 
 	return s.Session(ctx, id)
 }
 
+// RateSession records the buyer's rating of a closed session, once: ECONFLICT when the session is
+// still live or already rated.
+func (s *Store) RateSession(ctx context.Context, id int64, rating int, comment string, at time.Time) (*Session, error) {
+	res := s.db.WithContext(ctx).Model(&Session{}).Where("id = ? AND state = ? AND rating = 0", id, StateClosed).
+		Updates(map[string]any{"rating": rating, "rating_comment": comment, "rated_at": at})
+	if res.Error != nil {
+		return nil, unavailable(res.Error, "rate session")
+	}
+	if res.RowsAffected == 0 {
+		cur, err := s.Session(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if cur.State != StateClosed {
+			return nil, Errorf(ECONFLICT, "session %d is not closed yet: a rating comes after the close", id)
+		}
+		return nil, Errorf(ECONFLICT, "session %d is already rated", id)
+	}
+	return s.Session(ctx, id)
+}
+
 // MarkActivity records activity on a live session and, for an agent's first reply, the response time.
 func (s *Store) MarkActivity(ctx context.Context, id int64, at time.Time, firstResponse bool) error {
 	db := s.db.WithContext(ctx)
