@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -71,15 +70,12 @@ type pair struct{ buyer, agent int }
 
 // device is one WebSocket connection: a buyer's, an agent's, or an idle buyer's.
 type device struct {
+	// wsLink's name is for diagnostics: "buyer 3", "agent 1", "idle 7"; its writes are serialised
+	// because the sender and the heartbeat share the connection.
+	wsLink
 	run   *run
-	idx   int    // index among the run's devices; part of every client_msg_id it sends
-	name  string // for diagnostics: "buyer 3", "agent 1", "idle 7"
+	idx   int // index among the run's devices; part of every client_msg_id it sends
 	agent bool
-	ws    *websocket.Conn
-	// wmu serialises writes: the sender and the heartbeat share the connection.
-	wmu   sync.Mutex
-	hello chan struct{}
-	dead  atomic.Bool
 
 	// Sender side: only the device's sender goroutine uses these.
 	convs   []int64
@@ -102,7 +98,7 @@ type device struct {
 }
 
 func newDevice(r *run, idx int, name string, agent bool, window int) *device {
-	d := &device{run: r, idx: idx, name: name, agent: agent, hello: make(chan struct{})}
+	d := &device{wsLink: wsLink{name: name, hello: make(chan struct{})}, run: r, idx: idx, agent: agent}
 	if window > 0 {
 		d.slots = make(chan struct{}, window)
 		for range window {
@@ -114,52 +110,13 @@ func newDevice(r *run, idx int, name string, agent bool, window int) *device {
 
 // connect dials url with the credential, starts the reader and waits for the server's hello.
 func (d *device) connect(ctx context.Context, dialer *websocket.Dialer, url string, who credential) error {
-	h := http.Header{}
-	h.Set("Authorization", "Bearer "+who.token)
-	if who.shop != 0 {
-		h.Set("X-Shop", strconv.FormatInt(who.shop, 10))
+	if err := d.dial(ctx, dialer, url, who); err != nil {
+		return err
 	}
-	ws, resp, err := dialer.DialContext(ctx, url, h)
-	if err != nil {
-		if resp != nil {
-			return fmt.Errorf("%s: dial %s: %w (HTTP %s)", d.name, url, err, resp.Status)
-		}
-		return fmt.Errorf("%s: dial %s: %w", d.name, url, err)
-	}
-	d.ws = ws
 	d.run.readers.Add(1)
 	go d.readLoop()
-	t := time.NewTimer(helloWait)
-	defer t.Stop()
-	select {
-	case <-d.hello:
-		return nil
-	case <-t.C:
-		err = fmt.Errorf("%s: no hello frame within %s", d.name, helloWait)
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	d.close()
-	return err
+	return d.awaitHello(ctx, d.close)
 }
-
-// write sends one text frame; a failed write leaves the device dead.
-func (d *device) write(b []byte) error {
-	if d.dead.Load() {
-		return fmt.Errorf("%s: connection is closed", d.name)
-	}
-	d.wmu.Lock()
-	_ = d.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
-	err := d.ws.WriteMessage(websocket.TextMessage, b)
-	d.wmu.Unlock()
-	if err != nil {
-		d.dead.Store(true)
-		return fmt.Errorf("%s: write: %w", d.name, err)
-	}
-	return nil
-}
-
-var pingFrame = []byte(`{"type":"ping"}`)
 
 func (d *device) ping() error { return d.write(pingFrame) }
 

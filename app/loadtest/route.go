@@ -259,7 +259,7 @@ func benchRoute(ctx context.Context, o options, log *logger) (routeSummary, bool
 	var conns []*rconn
 	for j, al := range fx.agents {
 		a := &routeAgent{idx: j, id: al.id, group: j % routeGroups, node: j % len(nodes)}
-		a.conn = &rconn{name: fmt.Sprintf("agent %d", j), handle: func(_ time.Duration, f *routeFrame) {
+		a.conn = &rconn{wsLink: wsLink{name: fmt.Sprintf("agent %d", j)}, handle: func(_ time.Duration, f *routeFrame) {
 			switch f.Type {
 			case "ok":
 				r.statusOK.Add(1)
@@ -275,7 +275,7 @@ func benchRoute(ctx context.Context, o options, log *logger) (routeSummary, bool
 	for i, bc := range fx.buyers {
 		b := &routeBuyer{idx: i, category: bc.category, conv: bc.conv, who: credential{token: bc.token, shop: fx.shopID},
 			node: nodes[i%len(nodes)], events: make(chan routeEvent, 256)}
-		b.conn = &rconn{name: fmt.Sprintf("buyer %d", i), handle: func(at time.Duration, f *routeFrame) {
+		b.conn = &rconn{wsLink: wsLink{name: fmt.Sprintf("buyer %d", i)}, handle: func(at time.Duration, f *routeFrame) {
 			switch f.Type {
 			case "ack", "error", "session", "queue":
 				select {

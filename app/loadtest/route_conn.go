@@ -4,11 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -46,11 +41,7 @@ type routeFrame struct {
 // rconn is one WebSocket connection of the route scenario: an agent's or a buyer's. Its reader hands
 // every frame it decodes, stamped with the bench clock on arrival, to handle.
 type rconn struct {
-	name   string
-	ws     *websocket.Conn
-	wmu    sync.Mutex
-	dead   atomic.Bool
-	hello  chan struct{}
+	wsLink
 	handle func(at time.Duration, f *routeFrame)
 
 	// Reader side: only the reader goroutine touches these until it has returned.
@@ -62,49 +53,12 @@ type rconn struct {
 // connect dials url with the credential, starts the reader (counted in readers) and waits for hello.
 func (c *rconn) connect(ctx context.Context, r *routeRun, dialer *websocket.Dialer, url string, who credential) error {
 	c.hello = make(chan struct{})
-	h := http.Header{}
-	h.Set("Authorization", "Bearer "+who.token)
-	if who.shop != 0 {
-		h.Set("X-Shop", strconv.FormatInt(who.shop, 10))
+	if err := c.dial(ctx, dialer, url, who); err != nil {
+		return err
 	}
-	ws, resp, err := dialer.DialContext(ctx, url, h)
-	if err != nil {
-		if resp != nil {
-			return fmt.Errorf("%s: dial %s: %w (HTTP %s)", c.name, url, err, resp.Status)
-		}
-		return fmt.Errorf("%s: dial %s: %w", c.name, url, err)
-	}
-	c.ws = ws
 	r.readers.Add(1)
 	go c.readLoop(r)
-	t := time.NewTimer(helloWait)
-	defer t.Stop()
-	select {
-	case <-c.hello:
-		return nil
-	case <-t.C:
-		err = fmt.Errorf("%s: no hello frame within %s", c.name, helloWait)
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	c.close()
-	return err
-}
-
-// write sends one text frame; a failed write leaves the connection dead.
-func (c *rconn) write(b []byte) error {
-	if c.dead.Load() {
-		return fmt.Errorf("%s: connection is closed", c.name)
-	}
-	c.wmu.Lock()
-	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
-	err := c.ws.WriteMessage(websocket.TextMessage, b)
-	c.wmu.Unlock()
-	if err != nil {
-		c.dead.Store(true)
-		return fmt.Errorf("%s: write: %w", c.name, err)
-	}
-	return nil
+	return c.awaitHello(ctx, c.close)
 }
 
 func (c *rconn) ping() error { return c.write(pingFrame) }
