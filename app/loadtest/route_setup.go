@@ -52,26 +52,12 @@ func routeRuleSet(n int) rules.RuleSet {
 // buyers use their own node, as their devices will.
 func createRouteFixture(ctx context.Context, nodes []*api, opToken string, o options, log *logger) (*routeFixture, error) {
 	op := nodes[0]
-	fx := &routeFixture{slug: "bench-" + randomHex(5)}
-	password := randomHex(12)
-	var shop struct {
-		Shop struct {
-			ID int64 `json:"id"`
-		} `json:"shop"`
-		BuyerSecret string `json:"buyer_secret"`
-	}
-	in := map[string]any{"slug": fx.slug, "name": "bench " + fx.slug, "manager_username": "manager",
-		"manager_password": password, "allowed_origins": []string{}}
-	if err := op.do(ctx, http.MethodPost, "/api/operator/shops", credential{token: opToken}, in, &shop); err != nil {
-		return nil, fmt.Errorf("create bench shop (is the operator token right?): %w", err)
-	}
-	fx.shopID, fx.buyerSecret = shop.Shop.ID, []byte(shop.BuyerSecret)
-	log.printf("shop %s (id %d) created on %s", fx.slug, fx.shopID, op.base)
-
-	manager, err := login(ctx, op, fx.slug, "manager", password)
+	bs, manager, err := createBenchShop(ctx, op, opToken, log)
 	if err != nil {
-		return nil, fmt.Errorf("manager login: %w", err)
+		return nil, err
 	}
+	fx := &routeFixture{slug: bs.slug, shopID: bs.shopID, buyerSecret: bs.buyerSecret}
+	password := bs.password
 	fx.manager = manager.token
 	publish := map[string]any{"rule_set": routeRuleSet(o.rules), "comment": "shopdesk bench --scenario route", "publish": true}
 	if err := op.do(ctx, http.MethodPost, "/api/routing/versions", fx.manager, publish, nil); err != nil {

@@ -113,31 +113,48 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// createFixture creates a bench shop with a random slug, its agents, and for each buyer a conversation
-// whose first message opened a session that the manager assigned, round-robin over the agents.
-// nodes[0] takes the operator and manager calls; buyers use their own node, as their devices will.
-func createFixture(ctx context.Context, nodes []*api, opToken string, buyers, agents int, log *logger) (*fixture, error) {
-	op := nodes[0]
-	fx := &fixture{slug: "bench-" + randomHex(5)}
-	password := randomHex(12)
+// benchShop is a throw-away shop the bench created, with its manager's password.
+type benchShop struct {
+	slug, password string
+	shopID         int64
+	buyerSecret    []byte
+}
+
+// createBenchShop creates a shop with a random slug through the operator API on op and logs its
+// manager in.
+func createBenchShop(ctx context.Context, op *api, opToken string, log *logger) (benchShop, staffLogin, error) {
+	bs := benchShop{slug: "bench-" + randomHex(5), password: randomHex(12)}
 	var shop struct {
 		Shop struct {
 			ID int64 `json:"id"`
 		} `json:"shop"`
 		BuyerSecret string `json:"buyer_secret"`
 	}
-	in := map[string]any{"slug": fx.slug, "name": "bench " + fx.slug, "manager_username": "manager",
-		"manager_password": password, "allowed_origins": []string{}}
+	in := map[string]any{"slug": bs.slug, "name": "bench " + bs.slug, "manager_username": "manager",
+		"manager_password": bs.password, "allowed_origins": []string{}}
 	if err := op.do(ctx, http.MethodPost, "/api/operator/shops", credential{token: opToken}, in, &shop); err != nil {
-		return nil, fmt.Errorf("create bench shop (is the operator token right?): %w", err)
+		return bs, staffLogin{}, fmt.Errorf("create bench shop (is the operator token right?): %w", err)
 	}
-	fx.shopID, fx.buyerSecret = shop.Shop.ID, []byte(shop.BuyerSecret)
-	log.printf("shop %s (id %d) created on %s", fx.slug, fx.shopID, op.base)
-
-	manager, err := login(ctx, op, fx.slug, "manager", password)
+	bs.shopID, bs.buyerSecret = shop.Shop.ID, []byte(shop.BuyerSecret)
+	log.printf("shop %s (id %d) created on %s", bs.slug, bs.shopID, op.base)
+	manager, err := login(ctx, op, bs.slug, "manager", bs.password)
 	if err != nil {
-		return nil, fmt.Errorf("manager login: %w", err)
+		return bs, staffLogin{}, fmt.Errorf("manager login: %w", err)
 	}
+	return bs, manager, nil
+}
+
+// createFixture creates a bench shop with a random slug, its agents, and for each buyer a conversation
+// whose first message opened a session that the manager assigned, round-robin over the agents.
+// nodes[0] takes the operator and manager calls; buyers use their own node, as their devices will.
+func createFixture(ctx context.Context, nodes []*api, opToken string, buyers, agents int, log *logger) (*fixture, error) {
+	op := nodes[0]
+	bs, manager, err := createBenchShop(ctx, op, opToken, log)
+	if err != nil {
+		return nil, err
+	}
+	fx := &fixture{slug: bs.slug, shopID: bs.shopID, buyerSecret: bs.buyerSecret}
+	password := bs.password
 	fx.agents = make([]agentLogin, agents)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(setupWorkers)
