@@ -200,6 +200,16 @@ const flows = {
     await agent.page.click('[data-testid=close-confirm]')
     await buyer.page.locator('[data-testid=sd-status][data-state=closed]').waitFor()
     await agent.page.locator('[data-testid=msg-system]', { hasText: 'Session closed' }).waitFor()
+    // the buyer rates the closed session: 4 stars with a comment; the API has it
+    await buyer.page.locator('[data-testid=sd-rate]').waitFor()
+    await shot(buyer.page, 'widget-rate')
+    await buyer.page.click('[data-testid=sd-star-4]')
+    await buyer.page.fill('[data-testid=sd-rate-comment]', 'quick and kind')
+    await buyer.page.click('[data-testid=sd-rate-submit]')
+    await buyer.page.locator('[data-testid=sd-rate-thanks]', { hasText: 'Thank you' }).waitFor()
+    const rated = (await api(env.node.direct, 'GET', `/api/sessions?conversation_id=${convId}&state=closed`, env.manager)).sessions.find((x) => x.id === s.id)
+    if (!rated || rated.rating !== 4 || rated.rating_comment !== 'quick and kind' || !rated.rated_at) throw new Error('rated session ' + JSON.stringify(rated))
+    await shot(buyer.page, 'widget-rated')
     await agent.ctx.close(); await buyer.ctx.close()
   },
 
@@ -426,10 +436,14 @@ Object.assign(flows, {
     const queue = await api(env.node.direct, 'GET', '/api/routing/queue', env.manager)
     const per = {}
     for (const x of hour) if (x.agent_id) per[x.agent_id] = (per[x.agent_id] || 0) + 1
+    const rated = hour.filter((x) => x.rating)
+    const satisfaction = rated.length ? `${(rated.reduce((a, x) => a + x.rating, 0) / rated.length).toFixed(1)} (${rated.length})` : '—'
+    if (!rated.length) throw new Error('expected flow 2\'s rating in the last hour')
     await waitFor('the dashboard to match the API', async () => {
       const fig = async (id) => (await m.page.locator(`[data-testid=${id}]`).textContent()).trim()
       if (await fig('fig-sessions') !== String(hour.length)) return false
       if (await fig('fig-queue') !== String(queue.length)) return false
+      if (await fig('fig-satisfaction') !== satisfaction) return false
       for (const [id, n] of Object.entries(per)) {
         const row = m.page.locator(`[data-testid=per-agent-${id}] b`)
         if (!(await row.count()) || (await row.textContent()) !== String(n)) return false

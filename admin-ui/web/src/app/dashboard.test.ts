@@ -28,4 +28,11 @@ describe('dashboard figures', () => {
     expect(f.firstResponseP50).toBe(12)
     expect(f.firstResponseP90).toBe(34)
   })
+  it('averages the ratings of the period, overall and per agent', () => {
+    const r = (x: Session, rating?: number): Session => ({ ...x, state: 'closed', rating })
+    const f = figures([r(s(1, 100, 2, 10), 4), r(s(2, 200, 2, 10), 5), r(s(3, 300, 1, 1, 3), 2), r(s(4, 400, 1, 1, 3)), r(s(5, 7200, 1, 1), 1)], now, 3600e3)
+    expect(f.rating).toEqual({ avg: 11 / 3, count: 3 })
+    expect(f.ratingPerAgent).toEqual({ 2: { avg: 4.5, count: 2 }, 3: { avg: 2, count: 1 } })
+    expect(figures([], now, 3600e3).rating).toEqual({ avg: 0, count: 0 })
+  })
 })

@@ -16,6 +16,7 @@ export interface Session {
   state: 'queued' | 'open' | 'closed'; agent_id: number; assigned_by?: string; first_seq: number
   opened_at: string; assigned_at?: string; first_response_at?: string; last_activity_at?: string
   closed_at?: string; closed_by?: string; outcome?: string
+  rating?: number; rating_comment?: string; rated_at?: string
 }
 export interface UnreadCount { conversation_id: number; count: number; total: number; read_seq: number }
 export interface Conversation {

@@ -27,5 +27,9 @@ footer{display:flex;gap:6px;align-items:flex-end;padding:8px;border-top:1px soli
 textarea{flex:1;resize:none;border:1px solid #ddd;border-radius:6px;padding:6px;height:38px}
 .send{background:#ff6a00;color:#fff;border:none;border-radius:6px;padding:8px 14px;cursor:pointer}
 .attach{cursor:pointer;font-size:18px;padding:6px 2px}
+.rate{padding:8px 12px;border-top:1px solid #eee;display:flex;flex-direction:column;gap:6px}.rate[hidden],.rate-ok[hidden]{display:none}
+.stars button{background:none;border:none;font-size:24px;color:#ccc;cursor:pointer;padding:0 2px}.stars button.on{color:#ffb400}
+.rate-c{height:auto;flex:none}.rate-send{background:#ff6a00;color:#fff;border:none;border-radius:6px;padding:8px 14px;cursor:pointer}.rate-send:disabled{opacity:.5;cursor:default}.rate-err{color:#e5484d;font-size:12px}
+.rate-ok{padding:8px 12px;color:#2f9e44;border-top:1px solid #eee}
 @media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100vh;max-height:100vh;border-radius:0}}
 `

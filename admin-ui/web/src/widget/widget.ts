@@ -18,12 +18,14 @@ const zh = {
   position: '您排在第 {0} 位，预计等待 {1} 分钟', positionNoEta: '您排在第 {0} 位，请稍候', serving: '{0} 为您服务', closed: '会话已结束，感谢您的咨询', read: '已读', unread: '未读',
   recalled: '消息已撤回', typing: '客服正在输入…', disconnected: '连接已断开，正在重连…', ask: '咨询这个', product: '商品', order: '订单',
   unavailable: '本站暂不支持在线客服', assigned: '客服 {0} 已接入', sysclosed: '会话已结束', image: '图片', file: '文件', sending: '发送中…', welcome: '您好，有什么可以帮您？',
+  rate: '请为本次服务评分', rateComment: '补充评价（可选）', rateSend: '提交评价', rateThanks: '感谢您的评价！', rateFail: '评价提交失败：{0}',
 }
 const en: typeof zh = {
   title: 'Customer service', send: 'Send', ph: 'Type a message…', queued: 'Finding an agent for you…', nobody: 'Nobody is available right now: leave a message and we will answer here',
   position: 'You are number {0} in line, about {1} min', positionNoEta: 'You are number {0} in line', serving: '{0} is helping you', closed: 'This session has ended. Thank you!', read: 'Read', unread: 'Unread',
   recalled: 'Message recalled', typing: 'Agent is typing…', disconnected: 'Disconnected, reconnecting…', ask: 'Ask about this', product: 'Product', order: 'Order',
   unavailable: 'Chat is not available on this site', assigned: '{0} joined', sysclosed: 'Session closed', image: 'Image', file: 'File', sending: 'Sending…', welcome: 'Hello! How can we help?',
+  rate: 'How did we do?', rateComment: 'Comment (optional)', rateSend: 'Submit rating', rateThanks: 'Thank you for your rating!', rateFail: 'Could not submit the rating: {0}',
 }
 const L = (navigator.language || '').toLowerCase().startsWith('zh') ? zh : en
 function tr(k: keyof typeof zh, ...a: (string | number)[]) { return L[k].replace(/\{(\d)\}/g, (_, i) => String(a[Number(i)] ?? '')) }
@@ -65,16 +67,33 @@ root.innerHTML = `<style>${CSS}</style>
   <div class="ctx" data-testid="sd-context" hidden></div>
   <div class="list" data-testid="sd-list"></div>
   <div class="typing"></div>
+  <div class="rate" data-testid="sd-rate" hidden><div class="rate-q"></div><div class="stars"></div><textarea class="rate-c" data-testid="sd-rate-comment" rows="2" maxlength="500"></textarea><button class="rate-send" data-testid="sd-rate-submit"></button><div class="rate-err" data-testid="sd-rate-error"></div></div>
+  <div class="rate-ok" data-testid="sd-rate-thanks" hidden></div>
   <footer><label class="attach">📎<input type="file" accept="image/*,application/pdf,text/plain,application/zip" hidden data-testid="sd-file"></label>
   <textarea data-testid="sd-input" rows="1"></textarea><button class="send" data-testid="sd-send"></button></footer>
 </div>`
 const $ = <T extends Element>(s: string) => root.querySelector(s) as T
 const bubble = $<HTMLButtonElement>('.bubble'), badge = $<HTMLElement>('.badge'), panel = $<HTMLElement>('.panel')
 const list = $<HTMLElement>('.list'), statusEl = $<HTMLElement>('.status'), ctxEl = $<HTMLElement>('.ctx')
-const input = $<HTMLTextAreaElement>('textarea'), typingEl = $<HTMLElement>('.typing'), connEl = $<HTMLElement>('.conn')
+const input = $<HTMLTextAreaElement>('footer textarea'), typingEl = $<HTMLElement>('.typing'), connEl = $<HTMLElement>('.conn')
 $<HTMLElement>('.title').textContent = tr('title')
 $<HTMLElement>('.send').textContent = tr('send')
 input.placeholder = tr('ph')
+const rateEl = $<HTMLElement>('.rate'), rateOk = $<HTMLElement>('.rate-ok'), rateErr = $<HTMLElement>('.rate-err')
+const rateC = $<HTMLTextAreaElement>('.rate-c'), rateBtn = $<HTMLButtonElement>('.rate-send'), stars = $<HTMLElement>('.stars')
+$<HTMLElement>('.rate-q').textContent = tr('rate')
+rateC.placeholder = tr('rateComment')
+rateBtn.textContent = tr('rateSend')
+rateOk.textContent = tr('rateThanks')
+let stars5 = 0
+for (let i = 1; i <= 5; i++) {
+  const b = document.createElement('button')
+  b.textContent = '★'
+  b.dataset.testid = 'sd-star-' + i
+  b.setAttribute('aria-label', String(i))
+  b.onclick = () => { stars5 = i; renderRate() }
+  stars.append(b)
+}
 
 function el(tag: string, cls: string, text?: string): HTMLElement {
   const e = document.createElement(tag)
@@ -174,7 +193,30 @@ function renderList() {
   if (atBottom || isOpen) list.scrollTop = list.scrollHeight
 }
 
-function render() { renderBadge(); renderStatus(); renderList() }
+/** renderRate offers the 1–5 rating once the session has closed, and thanks after it. */
+function renderRate() {
+  const closed = session?.state === 'closed'
+  rateEl.hidden = !closed || !!session?.rating
+  rateOk.hidden = !closed || !session?.rating
+  stars.querySelectorAll('button').forEach((b, i) => b.classList.toggle('on', i < stars5))
+  rateBtn.disabled = !stars5
+}
+
+async function rate() {
+  if (!session || !stars5) return
+  rateBtn.disabled = true
+  rateErr.textContent = ''
+  try {
+    const r = await api.post<{ session: Session }>(`/api/sessions/${session.id}/rating`, { rating: stars5, comment: rateC.value.trim() })
+    if (session && r.session.id === session.id) session = r.session
+  } catch (e: any) {
+    rateErr.textContent = tr('rateFail', e?.message || String(e))
+  }
+  renderRate()
+}
+rateBtn.onclick = () => { void rate() }
+
+function render() { renderBadge(); renderStatus(); renderList(); renderRate() }
 
 // ---------- protocol ----------
 async function ensureToken() {
@@ -264,6 +306,7 @@ function onEvent(f: any) {
     case 'unread': unread = f.unread.count; break
     case 'typing': typingUntil = Date.now() + 4000; setTimeout(renderTyping, 4100); break
     case 'session':
+      if (f.session?.id !== session?.id) { stars5 = 0; rateC.value = ''; rateErr.textContent = '' }
       session = f.session
       if (session?.state !== 'queued') queueInfo = null
       else void refreshConv().then(render)
