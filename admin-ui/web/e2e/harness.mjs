@@ -159,21 +159,34 @@ export async function startNode(mode, name) {
   const be = backend(mode)
   if (be.unavailable) return { unavailable: be.unavailable }
   const data = mkdtempSync(join(tmpdir(), 'shopdesk-e2e-'))
-  const port = await freePort()
-  const proxyPort = await freePort()
   mkdirSync(ARTIFACTS, { recursive: true })
+  // The proxy listens first, on a port of its own, so that its address can be the node's public URL;
+  // its target is set once the node is up.
+  const proxy = new CutProxy(0)
+  await proxy.listen(0)
   const log = openSync(join(ARTIFACTS, `${name}-server.log`), 'w')
-  const args = ['serve', '--addr', `127.0.0.1:${port}`, '--public-url', `http://127.0.0.1:${proxyPort}`, '--data', data, '--demo',
-    '--bcrypt-cost', '4', '--flush-interval', '50ms', '--operator-token', 'e2e-operator', ...be.args]
-  const proc = spawn(BIN, args, { stdio: ['ignore', log, log] })
-  let exited = null
-  proc.on('exit', (code) => { exited = code })
-  proc.on('error', (e) => { exited = 'error: ' + e.message })
-  const direct = `http://127.0.0.1:${port}`
-  await waitFor('the node to be ready', async () => {
-    if (exited !== null) throw new Error('shopdesk exited with ' + exited)
-    const r = await fetch(direct + '/readyz'); return r.ok
-  }, 30000)
+  // A port found free may be taken by another process before the node binds it: try another.
+  let proc, exited, port, direct
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort()
+    const args = ['serve', '--addr', `127.0.0.1:${port}`, '--public-url', `http://127.0.0.1:${proxy.port}`, '--data', data, '--demo',
+      '--bcrypt-cost', '4', '--flush-interval', '50ms', '--operator-token', 'e2e-operator', ...be.args]
+    const p = spawn(BIN, args, { stdio: ['ignore', log, log] })
+    proc = p
+    exited = null
+    p.on('exit', (code) => { if (proc === p) exited = code })
+    p.on('error', (e) => { if (proc === p) exited = 'error: ' + e.message })
+    direct = `http://127.0.0.1:${port}`
+    try {
+      await waitFor('the node to be ready', async () => {
+        if (exited !== null) throw new Error('shopdesk exited with ' + exited)
+        const r = await fetch(direct + '/readyz'); return r.ok
+      }, 30000)
+      break
+    } catch (e) {
+      if (attempt >= 3 || exited === null) throw e
+    }
+  }
   const w = await fetch(direct + '/widget.js')
   const served = w.ok && (w.headers.get('content-type') || '').includes('javascript') && (await w.text()).includes('Shopdesk')
   let front = null
@@ -183,8 +196,7 @@ export async function startNode(mode, name) {
     await front.listen()
     target = front.port
   }
-  const proxy = new CutProxy(target)
-  await proxy.listen(proxyPort)
+  proxy.target = target
   return {
     mode, direct, uiMounted: served,
     /** buyer pages load from here (not through the cut proxy; their WebSocket follows the gateway). */

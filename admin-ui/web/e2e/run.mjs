@@ -6,7 +6,7 @@ import { chromium } from 'playwright-core'
 import { mkdirSync, writeFileSync, existsSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import http from 'node:http'
-import { startNode, api, waitFor, sleep, freePort, CHROME_ARGS, CHROMIUM, ARTIFACTS } from './harness.mjs'
+import { startNode, api, waitFor, sleep, CHROME_ARGS, CHROMIUM, ARTIFACTS } from './harness.mjs'
 
 const only = process.env.E2E_MODES ? process.env.E2E_MODES.split(',') : ['embedded', 'production']
 const results = []
@@ -382,22 +382,28 @@ Object.assign(flows, {
 
 
 /** site serves, on a port of its own, a page that embeds a shop's widget from the node's origin. */
-async function site(port, widgetBase, slug, title) {
-  const html = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>${title}</title></head>
-<body><h1>${title}</h1><script src="${widgetBase}/widget.js" data-shop="${slug}" async></script></body></html>`
-  const srv = http.createServer((req, res) => { res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }); res.end(html) })
-  await new Promise((r) => srv.listen(port, '127.0.0.1', r))
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => { srv.closeAllConnections?.(); srv.close(r) }) }
+// site serves a page embedding the widget of the shop page.slug names. It listens on a port of its
+// own first: the shop's allowed origin is the site's address.
+async function site(widgetBase, title) {
+  const page = { slug: '' }
+  const srv = http.createServer((req, res) => {
+    const html = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>${title}</title></head>
+<body><h1>${title}</h1><script src="${widgetBase}/widget.js" data-shop="${page.slug}" async></script></body></html>`
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }); res.end(html)
+  })
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r))
+  const url = `http://127.0.0.1:${srv.address().port}`
+  return { page, url, close: () => new Promise((r) => { srv.closeAllConnections?.(); srv.close(r) }) }
 }
 
 Object.assign(flows, {
   async 'flow 9: the widget on an allowed second origin works; on a third origin it is refused'(env) {
-    const [pa, pb] = [await freePort(), await freePort()]
+    const allowed = await site(env.node.shop, 'Partner shop')
+    const other = await site(env.node.shop, 'Someone else')
     const slug = 'partner-' + Math.random().toString(36).slice(2, 8)
+    allowed.page.slug = other.page.slug = slug
     await api(env.node.direct, 'POST', '/api/operator/shops', 'e2e-operator',
-      { slug, name: 'Partner', allowed_origins: [`http://127.0.0.1:${pa}`], manager_username: 'boss', manager_password: 'demo1' })
-    const allowed = await site(pa, env.node.shop, slug, 'Partner shop')
-    const other = await site(pb, env.node.shop, slug, 'Someone else')
+      { slug, name: 'Partner', allowed_origins: [allowed.url], manager_username: 'boss', manager_password: 'demo1' })
     const ctx = await env.browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'en-US' })
     try {
       const a = watch(await ctx.newPage(), 'second-origin')
