@@ -26,29 +26,19 @@ func (a *App) wireRouting() error {
 	} else {
 		slots, queue = routing.NewMemorySlots(), routing.NewMemoryQueue()
 	}
+	a.queued = &queueNotifier{app: a, last: map[int64]queueSeen{}}
 	eng, err := routing.New(routing.Ports{Slots: slots, Queue: queue, Store: routing.NewStore(a.db),
 		Sessions: routing.SessionPort{Service: a.sessions}, Directory: a.agents.Store, Presence: a.presence},
-		routing.Config{PresenceTimeout: a.cfg.PresenceTimeout, OfflineGrace: a.cfg.RerouteGrace, Logger: a.log})
+		routing.Config{PresenceTimeout: a.cfg.PresenceTimeout, OfflineGrace: a.cfg.RerouteGrace, Logger: a.log,
+			Queued: func(ctx context.Context, s *session.Session) {
+				a.queued.tell(ctx, s.ShopID, s.ID, s.BuyerID, s.ConversationID, true)
+			}})
 	if err != nil {
 		return err
 	}
 	a.routing = eng
-	a.queued = &queueNotifier{app: a, last: map[int64]queueSeen{}}
-	a.sessions.Router = routerWithNotices{Engine: eng, notify: a.queued}
+	a.sessions.Router = eng
 	return nil
-}
-
-// routerWithNotices tells a buyer their place in the queue as soon as their session is queued.
-type routerWithNotices struct {
-	*routing.Engine
-	notify *queueNotifier
-}
-
-// Opened routes the session, then tells its buyer where they wait when nobody could take it.
-func (r routerWithNotices) Opened(ctx context.Context, s *session.Session) error {
-	err := r.Engine.Opened(ctx, s) // a failed routing queues the session: the buyer waits all the same
-	r.notify.tell(ctx, s.ShopID, s.ID, s.BuyerID, s.ConversationID, true)
-	return err
 }
 
 // startRouting rebuilds queues and slots that a restart or a Redis loss may have lost, and starts the

@@ -79,6 +79,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives warnings; slog.Default when nil.
 	Logger *slog.Logger
+	// Queued, when set, is told of every session the engine puts in the queue, so that its buyer can
+	// be told their place at once.
+	Queued func(ctx context.Context, s *session.Session)
 }
 
 // DefaultConfig returns the documented defaults.

@@ -828,3 +828,23 @@ func TestRedisQueueSurvivesRestart(t *testing.T) {
 	h.close(s1.ID)
 	wantAgent(t, h.sess.get(s2.ID), 181)
 }
+
+// TestQueuedHook: Config.Queued hears of the sessions the engine queues, and of no other.
+func TestQueuedHook(t *testing.T) {
+	h := newMemoryHarness(t)
+	var told []int64
+	eng, err := New(Ports{Slots: h.slots, Queue: h.queue, Store: h.store, Sessions: h.sess, Directory: h.dir},
+		Config{Now: h.clock.Now, Queued: func(_ context.Context, s *session.Session) { told = append(told, s.ID) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.eng = eng
+	h.agent(1, 161, agent.StatusOnline, 1)
+	h.publish(1, rules.RuleSet{Default: rules.Rule{Name: "all", Target: `agent.status == "online"`}})
+	s1 := h.open(1, unknown)
+	s2 := h.open(1, unknown)
+	wantAgent(t, s1, 161)
+	if len(told) != 1 || told[0] != s2.ID {
+		t.Fatalf("told of %v, want only %d", told, s2.ID)
+	}
+}

@@ -53,9 +53,18 @@ func (e *Engine) Opened(ctx context.Context, s *session.Session) error {
 		defer cancel()
 		if qerr := e.push(qctx, e.shop(s.ShopID), s.ID, 0, s.OpenedAt); qerr != nil {
 			e.cfg.Logger.Warn("queue a session whose routing failed", "session", s.ID, "err", qerr)
+		} else {
+			e.queued(qctx, s)
 		}
 	}
 	return err
+}
+
+// queued tells Config.Queued, if any, that s waits in the queue.
+func (e *Engine) queued(ctx context.Context, s *session.Session) {
+	if e.cfg.Queued != nil {
+		e.cfg.Queued(ctx, s)
+	}
 }
 
 // detachedTimeout bounds the work done after the caller's context ended: undoing or finishing a step
@@ -154,6 +163,7 @@ func (e *Engine) route(ctx context.Context, s *session.Session, o routeOpts) (*T
 		}
 		e.stats.queued.Add(1)
 		d.tr.Outcome = OutcomeQueued
+		e.queued(ctx, s)
 	default:
 		d.tr.Outcome = OutcomeKept
 	}
