@@ -49,7 +49,7 @@ func (e *Engine) Opened(ctx context.Context, s *session.Session) error {
 		// Whatever failed (a backend, the caller's deadline), the session must not wait unseen until
 		// the next rebuild of the queue: queue it where every drain finds it. Its rule's priority is
 		// restored by the first drain that finds no room, or by the rebuild.
-		qctx, cancel := detached(ctx)
+		qctx, cancel := session.AfterCommit(ctx)
 		defer cancel()
 		if qerr := e.push(qctx, e.shop(s.ShopID), s.ID, 0, s.OpenedAt); qerr != nil {
 			e.cfg.Logger.Warn("queue a session whose routing failed", "session", s.ID, "err", qerr)
@@ -65,15 +65,6 @@ func (e *Engine) queued(ctx context.Context, s *session.Session) {
 	if e.cfg.Queued != nil {
 		e.cfg.Queued(ctx, s)
 	}
-}
-
-// detachedTimeout bounds the work done after the caller's context ended: undoing or finishing a step
-// whose outcome others depend on.
-const detachedTimeout = 5 * time.Second
-
-// detached returns a context that outlives ctx's cancellation and deadline, for a bounded time.
-func detached(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), detachedTimeout)
 }
 
 // Closed releases the session's slot, takes it out of the queue, and drains the shop's queue into the
@@ -208,7 +199,7 @@ func (e *Engine) commit(ctx context.Context, sh *shopState, d *decision, s *sess
 		}
 		if _, err := e.p.Sessions.AssignTo(ctx, s.ShopID, s.ID, st.ID, by); err != nil {
 			// The claim must be undone, or kept, whatever became of ctx.
-			uctx, cancel := detached(ctx)
+			uctx, cancel := session.AfterCommit(ctx)
 			defer cancel()
 			code := errorCode(err)
 			closed := code == session.ECONFLICT

@@ -359,7 +359,7 @@ func (s *Service) afterSend(ctx context.Context, c Caller, conv *Conversation, l
 	if c.Kind == PartyBuyer && live == nil {
 		// The message is stored and acknowledged: the session it opens must follow, even when the
 		// caller's deadline passes now (else the buyer waits unseen until their next message).
-		ctx, cancel := afterCommit(ctx)
+		ctx, cancel := AfterCommit(ctx)
 		defer cancel()
 		full, err := s.Store.Conversation(ctx, conv.ID) // the entry context may have changed
 		if err != nil {
@@ -684,7 +684,7 @@ func (s *Service) AssignTo(ctx context.Context, shopID, sessionID, agentID int64
 	}
 	// The assignment is recorded: the agent's unread counters, the notice and the pushes must follow
 	// even when the caller's deadline passes now.
-	ctx, cancel := afterCommit(ctx)
+	ctx, cancel := AfterCommit(ctx)
 	defer cancel()
 	s.setLive(ss.ConversationID, ss, now)
 	conv, err := s.conversation(ctx, ss.ConversationID)
@@ -741,7 +741,7 @@ func (s *Service) close(ctx context.Context, ss *Session, by, outcome string) (*
 	}
 	// The close is recorded: the slot's release, the notice and the pushes must follow even when the
 	// caller gives up now.
-	ctx, cancel := afterCommit(ctx)
+	ctx, cancel := AfterCommit(ctx)
 	defer cancel()
 	s.setLive(closed.ConversationID, nil, now)
 	if s.Router != nil {
@@ -816,8 +816,8 @@ func (s *Service) SweepIdle(ctx context.Context, shortest time.Duration, idleOf 
 // afterCommitTimeout bounds the work that follows a recorded change once the caller's context ended.
 const afterCommitTimeout = 10 * time.Second
 
-// afterCommit returns a context that outlives ctx's cancellation and deadline, for a bounded time:
-// the steps after a recorded change are not the caller's to cancel.
-func afterCommit(ctx context.Context) (context.Context, context.CancelFunc) {
+// AfterCommit returns a context that outlives ctx's cancellation and deadline, for a bounded time:
+// the steps after a recorded change are not the caller's to cancel. The routing engine uses it too.
+func AfterCommit(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), afterCommitTimeout)
 }
