@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,7 @@ type archiveOptions struct {
 	redisAddr       string
 	redisPassword   string
 	seed            uint64
+	cpuProfile      string
 }
 
 func parseArchiveOptions(args []string, stderr io.Writer) (archiveOptions, error) {
@@ -71,6 +73,7 @@ func parseArchiveOptions(args []string, stderr io.Writer) (archiveOptions, error
 	fs.StringVar(&o.redisAddr, "redis-addr", app.Getenv(app.EnvName("redis-addr")), "Redis host:port, as for serve; the bench writes under a key prefix of its own and deletes it afterwards")
 	fs.StringVar(&o.redisPassword, "redis-password", app.Getenv(app.EnvName("redis-password")), "Redis password")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the generated messages and of the pages read")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -112,6 +115,20 @@ func archiveMain(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return 2
 	}
 	log := &logger{w: stderr}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "shopdesk bench: --cpuprofile:", err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	for _, blobs := range o.blobs {
 		log.printf("cold store %s: %d messages, %d per conversation, %d shops", blobs, o.messages, o.perConversation, o.shops)
 		res, err := benchArchive(ctx, o, blobs, log)
