@@ -287,7 +287,7 @@ func benchArchive(ctx context.Context, o archiveOptions, blobs string, log *logg
 		return res, err
 	}
 	defer e.cleanup()
-	log.printf("database %s, Redis key prefix %s: both removed afterwards", e.name, e.name+":")
+	log.printf("database %s, Redis key prefix %s (both removed afterwards)", e.name, e.name+":")
 	// The messages are the search corpus's (zh/en customer-service text with order numbers, SKUs
 	// and phone numbers), so the compression ratio is that of such text, not of repeated filler.
 	corpus := search.NewCorpus(search.CorpusConfig{Docs: o.messages, Shops: o.shops, MessagesPerConversation: o.perConversation, Seed: o.seed})
