@@ -11,7 +11,7 @@ UI_SRC := $(shell find $(UI)/src $(UI)/app $(UI)/store $(UI)/scripts -type f 2>/
 UI_BUILT := admin-ui/dist/app/index.html
 UI_DEPS := $(UI)/node_modules/.package-lock.json
 
-.PHONY: run build ui test bench vet fmt clean
+.PHONY: run build ui test bench bench-store vet fmt clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/shopdesk
@@ -65,6 +65,13 @@ test: ui
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The Store Scheduler's and search's scenarios (docs/BENCHMARKS.md) against the test MariaDB and
+# Redis; the goals are stated for BENCH_MESSAGES=1000000.
+BENCH_MESSAGES ?= 100000
+bench-store: build
+	$(BIN) bench --scenario search --messages $(BENCH_MESSAGES)
+	$(BIN) bench --scenario archive --messages $(BENCH_MESSAGES) --mysql-dsn '$(or $(SHOPDESK_TEST_MYSQL_DSN),root@tcp(127.0.0.1:3306)/)' --redis-addr '$(or $(SHOPDESK_TEST_REDIS_ADDR),127.0.0.1:6379)'
 
 vet:
 	$(GO) vet ./...
