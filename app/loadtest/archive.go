@@ -56,6 +56,7 @@ type archiveOptions struct {
 	redisPassword   string
 	seed            uint64
 	cpuProfile      string
+	partMessages    int
 }
 
 func parseArchiveOptions(args []string, stderr io.Writer) (archiveOptions, error) {
@@ -73,6 +74,7 @@ func parseArchiveOptions(args []string, stderr io.Writer) (archiveOptions, error
 	fs.StringVar(&o.redisAddr, "redis-addr", app.Getenv(app.EnvName("redis-addr")), "Redis host:port, as for serve; the bench writes under a key prefix of its own and deletes it afterwards")
 	fs.StringVar(&o.redisPassword, "redis-password", app.Getenv(app.EnvName("redis-password")), "Redis password")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the generated messages and of the pages read")
+	fs.IntVar(&o.partMessages, "part-messages", 0, fmt.Sprintf("messages per cold segment part (0: the archive job's default, %d)", archive.DefaultPartMessages))
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -96,6 +98,8 @@ func parseArchiveOptions(args []string, stderr io.Writer) (archiveOptions, error
 		return o, errors.New("--messages must be at least --per-conversation")
 	case o.shops < 1 || o.pages < 1:
 		return o, errors.New("--shops and --pages must be at least 1")
+	case o.partMessages < 0:
+		return o, errors.New("--part-messages must not be negative")
 	}
 	if _, err := mysql.ParseDSN(o.mysqlDSN); err != nil {
 		return o, fmt.Errorf("--mysql-dsn: %w", err)
@@ -318,7 +322,7 @@ func benchArchive(ctx context.Context, o archiveOptions, blobs string, log *logg
 		return res, fmt.Errorf("warm page: %w", err)
 	}
 
-	if err := archiveAll(ctx, e, o.messages, &res, log); err != nil {
+	if err := archiveAll(ctx, e, o.messages, o.partMessages, &res, log); err != nil {
 		return res, err
 	}
 	if err := measureSegments(ctx, e, &res); err != nil {
@@ -449,7 +453,7 @@ func flushAll(ctx context.Context, hot *session.RedisLog, want int, log *logger)
 // archiveAll runs the archive job (archive.Archiver, every period that has ended by now) and times
 // its deletes of warm rows apart: the archiver's step hook marks when a segment is recorded in the
 // manifest (the deletes begin) and when its warm rows are gone.
-func archiveAll(ctx context.Context, e *archiveEnv, want int, res *archiveResult, log *logger) error {
+func archiveAll(ctx context.Context, e *archiveEnv, want, partMessages int, res *archiveResult, log *logger) error {
 	var deleting time.Time
 	hook := func(name string) error {
 		switch name {
@@ -460,7 +464,7 @@ func archiveAll(ctx context.Context, e *archiveEnv, want int, res *archiveResult
 		}
 		return nil
 	}
-	a, err := archive.NewArchiver(e.db, e.blobs, archive.ArchiverConfig{CrashPoint: hook})
+	a, err := archive.NewArchiver(e.db, e.blobs, archive.ArchiverConfig{PartMessages: partMessages, CrashPoint: hook})
 	if err != nil {
 		return err
 	}

@@ -77,6 +77,7 @@ func TestBenchArchiveFlags(t *testing.T) {
 		{"--scenario", "archive", "--mysql-dsn", "root@tcp(127.0.0.1:1)/", "--redis-addr", "127.0.0.1:1", "--per-conversation", "10"},
 		{"--scenario", "archive", "--mysql-dsn", "root@tcp(127.0.0.1:1)/", "--redis-addr", "127.0.0.1:1", "--messages", "0"},
 		{"--scenario", "archive", "--mysql-dsn", "not a dsn", "--redis-addr", "127.0.0.1:1"},
+		{"--scenario", "archive", "--mysql-dsn", "root@tcp(127.0.0.1:1)/", "--redis-addr", "127.0.0.1:1", "--part-messages", "-1"},
 		{"--scenario", "archive", "--addr", "http://127.0.0.1:8080"},
 	} {
 		if code, lines, stderr := bench(t, args...); code != 2 || lines[0] != "" || !strings.Contains(stderr, "bench") {
