@@ -11,7 +11,7 @@ UI_SRC := $(shell find $(UI)/src $(UI)/app $(UI)/store $(UI)/scripts -type f 2>/
 UI_BUILT := admin-ui/dist/app/index.html
 UI_DEPS := $(UI)/node_modules/.package-lock.json
 
-.PHONY: run build ui test bench bench-store vet fmt clean
+.PHONY: run build ui test bench vet fmt clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/shopdesk
@@ -67,13 +67,6 @@ test: ui
 # (.ci/bench; `.ci/bench go` or `.ci/bench scenarios` for one half); results in bench-results.txt.
 bench:
 	.ci/bench
-
-# The Store Scheduler's and search's scenarios (docs/BENCHMARKS.md) against the test MariaDB and
-# Redis; the goals are stated for BENCH_MESSAGES=1000000.
-BENCH_MESSAGES ?= 100000
-bench-store: build
-	$(BIN) bench --scenario search --messages $(BENCH_MESSAGES)
-	$(BIN) bench --scenario archive --messages $(BENCH_MESSAGES) --mysql-dsn '$(or $(SHOPDESK_TEST_MYSQL_DSN),root@tcp(127.0.0.1:3306)/)' --redis-addr '$(or $(SHOPDESK_TEST_REDIS_ADDR),127.0.0.1:6379)'
 
 vet:
 	$(GO) vet ./...
