@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +43,9 @@ func runArchive(t *testing.T, env backendEnv, data string, args ...string) jobRu
 	var out, errOut bytes.Buffer
 	r := jobRun{code: app.Main(full, &out, &errOut)}
 	r.stdout, r.stderr = out.String(), errOut.String()
+	if strings.Contains(r.stderr, "\r") {
+		t.Fatalf("a progress bar on a stderr that is no terminal: %q", r.stderr)
+	}
 	if m := jobLine.FindStringSubmatch(r.stdout); m != nil {
 		if m[1] != args[0] {
 			t.Fatalf("summary of job %s: %q", args[0], r.stdout)
