@@ -16,8 +16,10 @@ import (
 const (
 	// trimPerRun bounds the conversations one trim run visits; the next run goes on from there.
 	trimPerRun = 10_000
-	// hotStatsSample bounds the dirty conversations looked at to measure the flush lag.
+	// hotStatsSample bounds the dirty conversations looked at to measure the flush lag in a report.
 	hotStatsSample = 1000
+	// lagSample is the same after each flush run, for the metrics: a second's flush must stay cheap.
+	lagSample = 100
 )
 
 // wireJobs registers the Store Scheduler's jobs (flush, trim, archive, index) and its run log. Every
@@ -57,13 +59,13 @@ func (a *App) flushJob(ctx context.Context) (archive.JobResult, error) {
 		}
 	}
 	res, err := archive.FlushJob(a.hotLog, archive.DefaultFlushBatch)(ctx)
-	a.metrics.flushed.Add(float64(res.Moved))
+	a.metrics.flushed.Add(float64(res.Processed))
 	a.metrics.flushConflicts.Set(float64(a.hotLog.Conflicts()))
 	if err != nil {
 		a.metrics.flushErrors.Inc()
 		return res, err
 	}
-	if st, err := a.hotLog.HotStats(ctx, hotStatsSample); err == nil {
+	if st, err := a.hotLog.HotStats(ctx, lagSample); err == nil {
 		a.metrics.flushLag.Set(float64(st.DirtyConversations))
 		a.metrics.flushLagMessages.Set(float64(st.UnflushedMessages))
 		a.metrics.flushLagSeconds.Set(ageSeconds(st.OldestUnflushed))

@@ -43,7 +43,7 @@ func newMetrics() *metrics {
 		flushed:          prometheus.NewCounter(prometheus.CounterOpts{Name: "shopdesk_flush_messages_total", Help: "Messages flushed from the hot tier to the warm store."}),
 		flushConflicts:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "shopdesk_flush_conflicts", Help: "Flushed messages whose (conversation, seq) exists in the warm store with another client_msg_id; any makes /readyz fail."}),
 		flushLag:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "shopdesk_flush_lag_conversations", Help: "Conversations with messages not yet flushed to the warm store."}),
-		flushLagMessages: prometheus.NewGauge(prometheus.GaugeOpts{Name: "shopdesk_flush_lag_messages", Help: "Messages not yet flushed to the warm store (in up to 1000 dirty conversations), after the last flush this node ran."}),
+		flushLagMessages: prometheus.NewGauge(prometheus.GaugeOpts{Name: "shopdesk_flush_lag_messages", Help: "Messages not yet flushed to the warm store (in up to 100 dirty conversations), after the last flush this node ran."}),
 		flushLagSeconds:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "shopdesk_flush_lag_seconds", Help: "Age of the oldest message not yet flushed to the warm store, after the last flush this node ran."}),
 		flushErrors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "shopdesk_flush_errors_total", Help: "Flush job runs that failed (the warm store unreachable)."}),
 		durability:       prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "shopdesk_redis_durability", Help: "1 for the durability mode Redis runs in: always, everysec, os, none."}, []string{"mode"}),
