@@ -160,12 +160,15 @@ func (a *App) openSearchBounded(ctx context.Context) error {
 func (a *App) runJob(ctx context.Context, job string, scope archive.Scope, stdout, stderr io.Writer) int {
 	start := time.Now()
 	ctx = archive.WithScope(ctx, scope)
+	var bar *progressBar
 	if isTerminal(stderr) {
-		bar := newProgressBar(stderr, job)
-		defer bar.finish()
+		bar = newProgressBar(stderr, job)
 		ctx = archive.WithProgress(ctx, bar.update)
 	}
 	res, err := a.scheduler.RunNow(ctx, job)
+	if bar != nil { // cleared before the summary, which may go to the same terminal
+		bar.finish()
+	}
 	fmt.Fprintf(stdout, "ARCHIVE_JOB job=%s processed=%d moved=%d deleted=%d errors=%d seconds=%.3f\n",
 		job, res.Processed, res.Moved, res.Deleted, res.Errors, time.Since(start).Seconds())
 	if err != nil {
