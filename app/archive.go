@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -120,6 +121,9 @@ func archiveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	defer a.closeBackends()
+	// The run log tells runs by hand from a node's scheduled ones.
+	host, _ := os.Hostname()
+	a.scheduler.RecordRuns(archive.NewRunLog(a.db, archive.DefaultKeepRuns), truncate("cli@"+host, 64))
 	if job == "status" {
 		return a.printJobsReport(ctx, stdout, stderr, *asJSON)
 	}
@@ -140,6 +144,14 @@ func archiveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		defer a.closeSearch()
 	}
 	return a.runJob(ctx, job, scope, stdout, stderr)
+}
+
+// truncate cuts s to at most n bytes.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // openSearchBounded opens the search index, giving up after a while: an embedded index is locked by

@@ -180,7 +180,7 @@ func TestArchiveJobsCLI(t *testing.T) {
 		}
 		for name, processed := range map[string]int64{"flush": want, "index": 0} {
 			j := st.Jobs[st.job(t, name)]
-			if j.LastRun == nil || j.LastRun.Processed != processed || j.LastRun.Node == "" {
+			if j.LastRun == nil || j.LastRun.Processed != processed || !strings.HasPrefix(j.LastRun.Node, "cli@") {
 				t.Fatalf("last %s run: %+v", name, j.LastRun)
 			}
 		}
