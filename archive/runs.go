@@ -147,9 +147,27 @@ func WithProgress(ctx context.Context, f func(Progress)) context.Context {
 	return context.WithValue(ctx, progressKey{}, f)
 }
 
+type totalKey struct{}
+
+// Watched reports whether someone watches the run's progress: a job measures its total only then.
+func Watched(ctx context.Context) bool {
+	_, ok := ctx.Value(progressKey{}).(func(Progress))
+	return ok
+}
+
+// WithTotal returns a context whose progress reports carry total when they have none of their own.
+func WithTotal(ctx context.Context, total int64) context.Context {
+	return context.WithValue(ctx, totalKey{}, total)
+}
+
 // ReportProgress passes a run's progress to whoever watches it; without a watcher it does nothing.
 func ReportProgress(ctx context.Context, p Progress) {
-	if f, ok := ctx.Value(progressKey{}).(func(Progress)); ok {
-		f(p)
+	f, ok := ctx.Value(progressKey{}).(func(Progress))
+	if !ok {
+		return
 	}
+	if t, ok := ctx.Value(totalKey{}).(int64); ok && p.Total == 0 {
+		p.Total = t
+	}
+	f(p)
 }

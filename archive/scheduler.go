@@ -161,8 +161,8 @@ func (f ScopeFields) String() string {
 	return strings.Join(names, " ")
 }
 
-// fields returns the fields sc sets.
-func (sc Scope) fields() ScopeFields {
+// Fields returns the fields sc sets.
+func (sc Scope) Fields() ScopeFields {
 	var f ScopeFields
 	if sc.ShopID != 0 {
 		f |= ScopeShop
@@ -347,7 +347,7 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (JobResult, error) 
 	s.mu.Lock()
 	st, ok := s.jobs[name]
 	if ok {
-		if extra := ScopeFrom(ctx).fields() &^ st.job.Takes; extra != 0 {
+		if extra := ScopeFrom(ctx).Fields() &^ st.job.Takes; extra != 0 {
 			s.mu.Unlock()
 			return JobResult{}, fmt.Errorf("job %s does not take %s", name, extra)
 		}
