@@ -32,7 +32,7 @@ func (a *App) wireJobs() error {
 		job  archive.Job
 	}{
 		// A flush deletes nothing; its short lease only keeps runs from piling up behind a slow one.
-		{"flush-schedule", archive.Job{Name: "flush", Spec: a.cfg.FlushSchedule, LeaseTTL: 10 * time.Second, Run: a.flushJob}},
+		{"flush-schedule", archive.Job{Name: "flush", Spec: a.cfg.FlushSchedule, LeaseTTL: 5 * time.Second, Run: a.flushJob}},
 		{"trim-schedule", archive.Job{Name: "trim", Spec: a.cfg.TrimSchedule, LeaseTTL: time.Minute, Run: a.trimJob}},
 		{"archive-schedule", archive.Job{Name: "archive", Spec: a.cfg.ArchiveSchedule, LeaseTTL: time.Hour,
 			Takes: archive.ScopeShop | archive.ScopeUntil, Run: a.archiver.Run}},
