@@ -37,8 +37,6 @@ import (
 const (
 	// pageSize is the history page the read figures time, the size the workspace asks for.
 	pageSize = 50
-	// flushBudget is the messages one flush job run moves, as `shopdesk archive flush` runs it.
-	flushBudget = 5000
 	// prefillWorkers append concurrently, so the hot log's script pipe sends them in pipelines as it
 	// does for the devices of a busy node.
 	prefillWorkers = 64
@@ -417,36 +415,31 @@ func prefill(ctx context.Context, hot *session.RedisLog, c *search.Corpus, convs
 	return err
 }
 
-// flushAll runs the flush job (session.RedisLog.Flush, 5,000 messages a run, as `shopdesk archive
-// flush` does) until the hot tier has nothing unflushed, and checks that it moved every message once.
+// flushAll runs the flush job (archive.FlushJob over session.RedisLog.Flush, batches of
+// archive.DefaultFlushBatch until the hot tier is drained, as the scheduler and `shopdesk archive
+// flush` run it) and checks that it moved every message once.
 func flushAll(ctx context.Context, hot *session.RedisLog, want int, log *logger) (time.Duration, error) {
-	job := archive.FlushJob(hot, flushBudget)
-	var moved, conflicts int64
-	began, last := time.Now(), time.Now()
-	for {
-		r, err := job(ctx)
-		if err != nil {
-			return 0, fmt.Errorf("flush: %w", err)
-		}
-		moved += r.Moved
-		conflicts += r.Errors
+	last := time.Now()
+	ctx = archive.WithProgress(ctx, func(p archive.Progress) {
 		if time.Since(last) >= progressEvery {
 			last = time.Now()
-			log.printf("flush: %d/%d", moved, want)
+			log.printf("flush: %d/%d", p.Result.Moved, want)
 		}
-		if r.Processed < flushBudget {
-			break
-		}
-	}
+	})
+	began := time.Now()
+	r, err := archive.FlushJob(hot, archive.DefaultFlushBatch)(ctx)
 	took := time.Since(began)
+	if err != nil {
+		return 0, fmt.Errorf("flush: %w", err)
+	}
 	lag, err := hot.Lag(ctx)
 	switch {
 	case err != nil:
 		return 0, err
-	case moved != int64(want) || conflicts != 0 || lag != 0:
-		return 0, fmt.Errorf("flush moved %d of %d messages with %d conflicts, %d conversations left unflushed", moved, want, conflicts, lag)
+	case r.Moved != int64(want) || r.Errors != 0 || lag != 0:
+		return 0, fmt.Errorf("flush moved %d of %d messages with %d conflicts, %d conversations left unflushed", r.Moved, want, r.Errors, lag)
 	}
-	log.printf("flushed %d messages to the warm store in %s (%.0f/s)", moved, took.Round(time.Millisecond), perSec(moved, took))
+	log.printf("flushed %d messages to the warm store in %s (%.0f/s)", r.Moved, took.Round(time.Millisecond), perSec(r.Moved, took))
 	return took, nil
 }
 
