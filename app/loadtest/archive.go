@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http/httptest"
 	"os"
 	"runtime/pprof"
@@ -99,11 +100,35 @@ func parseArchiveOptions(args []string, stderr io.Writer) (archiveOptions, error
 	case o.partMessages < 0:
 		return o, errors.New("--part-messages must not be negative")
 	}
-	if _, err := mysql.ParseDSN(o.mysqlDSN); err != nil {
+	cfg, err := mysql.ParseDSN(o.mysqlDSN)
+	if err != nil {
 		return o, fmt.Errorf("--mysql-dsn: %w", err)
 	}
-	return o, nil
+	if cfg.Net != "unix" {
+		if err := checkLoopback("--mysql-dsn", cfg.Addr); err != nil {
+			return o, err
+		}
+	}
+	return o, checkLoopback("--redis-addr", o.redisAddr)
 }
+
+// checkLoopback refuses a host:port that is not on this machine, the package's rule; the dialers
+// check again what a name resolves to.
+func checkLoopback(flagName, hostport string) error {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return fmt.Errorf("%s %q: want host:port", flagName, hostport)
+	}
+	if ip := net.ParseIP(host); !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%s %q: refused: %w", flagName, hostport, errNotLoopback)
+	}
+	return nil
+}
+
+// loopbackNet is the go-sql-driver network name of a TCP dial through the loopback-only dialer.
+const loopbackNet = "shopdesk-bench-loopback"
+
+var registerLoopbackNet sync.Once
 
 // archiveMain runs `shopdesk bench --scenario archive` once per cold store in --blobs, each on a
 // fresh database and key prefix, and prints one ARCHIVE line each: 0 when every message went hot →
@@ -204,6 +229,14 @@ func openArchiveEnv(ctx context.Context, o archiveOptions, blobs string) (*archi
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Net == "tcp" {
+		registerLoopbackNet.Do(func() {
+			mysql.RegisterDialContext(loopbackNet, func(ctx context.Context, addr string) (net.Conn, error) {
+				return dialLoopback(ctx, "tcp", addr)
+			})
+		})
+		cfg.Net = loopbackNet
+	}
 	name := "shopdesk_bench_" + randomHex(6)
 	e.name = name
 	cfg.DBName = ""
@@ -227,7 +260,7 @@ func openArchiveEnv(ctx context.Context, o archiveOptions, blobs string) (*archi
 			s.Close()
 		}
 	})
-	e.rdb = redis.NewClient(&redis.Options{Addr: o.redisAddr, Password: o.redisPassword, PoolSize: prefillWorkers + 8})
+	e.rdb = redis.NewClient(&redis.Options{Addr: o.redisAddr, Password: o.redisPassword, PoolSize: prefillWorkers + 8, Dialer: dialLoopback})
 	prefix := name + ":"
 	e.close = append(e.close, func() {
 		deletePrefix(context.Background(), e.rdb, prefix)

@@ -79,6 +79,8 @@ func TestBenchArchiveFlags(t *testing.T) {
 		{"--scenario", "archive", "--mysql-dsn", "not a dsn", "--redis-addr", "127.0.0.1:1"},
 		{"--scenario", "archive", "--mysql-dsn", "root@tcp(127.0.0.1:1)/", "--redis-addr", "127.0.0.1:1", "--part-messages", "-1"},
 		{"--scenario", "archive", "--addr", "http://127.0.0.1:8080"},
+		{"--scenario", "archive", "--mysql-dsn", "root@tcp(10.1.2.3:3306)/", "--redis-addr", "127.0.0.1:1"},
+		{"--scenario", "archive", "--mysql-dsn", "root@tcp(127.0.0.1:3306)/", "--redis-addr", "redis.example.com:6379"},
 	} {
 		if code, lines, stderr := bench(t, args...); code != 2 || lines[0] != "" || !strings.Contains(stderr, "bench") {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, lines, stderr)

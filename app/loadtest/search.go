@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,18 @@ func parseSearchOptions(args []string, stderr io.Writer) (searchOptions, error) 
 		return o, errors.New("--messages, --queries and --shops must be at least 1")
 	case o.esURL != "" && o.dir != "":
 		return o, errors.New("--dir is for the embedded index; with --es-url leave it out")
+	}
+	for _, raw := range strings.Split(o.esURL, ",") {
+		if raw == "" {
+			continue
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			return o, fmt.Errorf("--es-url %q: %w", raw, err)
+		}
+		if err := checkLoopback("--es-url", u.Host); err != nil {
+			return o, err
+		}
 	}
 	if o.dir != "" {
 		if _, err := os.Stat(o.dir); err == nil {
@@ -119,7 +132,9 @@ func openBenchBleve(o searchOptions) (search.Index, func(), error) {
 func openBenchElastic(ctx context.Context, o searchOptions) (search.Index, func(), error) {
 	urls := strings.Split(o.esURL, ",")
 	prefix := "shopdesk-bench-" + randomHex(6)
-	idx, err := search.Open(ctx, search.Config{Elastic: search.ElasticConfig{URLs: urls, Prefix: prefix, Analyzer: o.esAnalyzer}})
+	hc := newHTTPClient()
+	hc.Timeout = 5 * time.Minute // a bulk request of BenchBatch documents on a busy cluster
+	idx, err := search.Open(ctx, search.Config{Elastic: search.ElasticConfig{URLs: urls, Prefix: prefix, Analyzer: o.esAnalyzer, HTTPClient: hc}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -131,7 +146,7 @@ func openBenchElastic(ctx context.Context, o searchOptions) (search.Index, func(
 			if err != nil {
 				continue
 			}
-			if resp, err := http.DefaultClient.Do(req); err == nil {
+			if resp, err := hc.Do(req); err == nil {
 				resp.Body.Close()
 			}
 		}

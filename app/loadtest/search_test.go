@@ -61,6 +61,7 @@ func TestBenchSearchFlags(t *testing.T) {
 		{"--scenario", "search", "--dir", "x", "--es-url", "http://127.0.0.1:1"},
 		{"--scenario", "search", "--buyers", "3"},
 		{"--scenario", "search", "extra"},
+		{"--scenario", "search", "--es-url", "http://10.1.2.3:9200"},
 	} {
 		if code, lines, stderr := bench(t, args...); code != 2 || lines[0] != "" || stderr == "" {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, lines, stderr)
