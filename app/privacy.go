@@ -68,6 +68,7 @@ func (a *App) wirePrivacy() error {
 func (a *App) mountPrivacy(au, mgr *gin.RouterGroup) {
 	mgr.POST("/buyers/:id/erase", a.eraseBuyer)
 	mgr.GET("/data-deletions", a.listDeletions)
+	mgr.GET("/data-exports", a.listExports)
 	au.GET("/conversations/:id/export", a.exportConversation)
 	au.GET("/sessions/:id/export", a.exportSession)
 }
@@ -142,17 +143,35 @@ func (a *App) listDeletions(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"deletions": list})
 }
 
+// listExports answers GET /api/data-exports: who exported what from the shop, newest first.
+func (a *App) listExports(c *gin.Context) {
+	limit, ok := queryInt(c, "limit")
+	if !ok {
+		return
+	}
+	if limit <= 0 || limit > 500 {
+		limit = 500
+	}
+	list := []dataExport{}
+	err := a.db.WithContext(c.Request.Context()).Where("shop_id = ?", who(c).shop.ID).Order("id DESC").Limit(int(limit)).Find(&list).Error
+	if err != nil {
+		fail(c, session.Errorf(session.EUNAVAILABLE, "export log: %v", err))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"exports": list})
+}
+
 // dataExport is one row of the export log (migration 00007).
 type dataExport struct {
-	ID         int64 `gorm:"primaryKey;autoIncrement"`
-	ShopID     int64
-	StaffID    int64
-	Subject    string
-	Format     string
-	State      string
-	Messages   int64
-	CreatedAt  time.Time
-	FinishedAt *time.Time
+	ID         int64      `json:"id" gorm:"primaryKey;autoIncrement"`
+	ShopID     int64      `json:"shop_id"`
+	StaffID    int64      `json:"staff_id"`
+	Subject    string     `json:"subject"`
+	Format     string     `json:"format"`
+	State      string     `json:"state"`
+	Messages   int64      `json:"messages"`
+	CreatedAt  time.Time  `json:"created_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
 }
 
 func (dataExport) TableName() string { return "data_exports" }

@@ -506,6 +506,12 @@ func (p *Privacy) erase(ctx context.Context, rec *Deletion, req ErasureRequest, 
 		if err != nil {
 			return err
 		}
+		// The marker a previous erasure left last stays: a rerun erases what came before it.
+		if tail, err := p.history.Before(ctx, conv.ID, upTo+1, 1); err != nil {
+			return err
+		} else if len(tail) == 1 && isErasedMarker(tail[0]) {
+			upTo = tail[0].Seq - 1
+		}
 		// The buyer's uploads are found through their messages, so they go before the messages.
 		var uploads []string
 		for after := int64(0); after < upTo; {
@@ -574,12 +580,24 @@ func (p *Privacy) erase(ctx context.Context, rec *Deletion, req ErasureRequest, 
 	if conv == nil {
 		return nil
 	}
+	// One marker per erasure: a rerun that finds the marker last adds no other.
+	if last, err := p.history.LastSeq(ctx, conv.ID); err != nil {
+		return err
+	} else if tail, err := p.history.Before(ctx, conv.ID, last+1, 1); err != nil {
+		return err
+	} else if len(tail) == 1 && isErasedMarker(tail[0]) {
+		return nil
+	}
 	now := p.cfg.Now().UTC()
 	_, _, err := p.history.Append(ctx, session.Message{ConversationID: conv.ID, ClientMsgID: "sys-erased-" + strconv.FormatInt(rec.ID, 10),
 		ShopID: conv.ShopID, SenderKind: session.PartySystem,
 		Body:      session.Body{Type: session.TypeSystem, Event: ErasedEvent, Text: "The buyer's messages were erased on request."},
 		CreatedAt: now})
 	return err
+}
+
+func isErasedMarker(m session.Message) bool {
+	return m.SenderKind == session.PartySystem && m.Body.Type == session.TypeSystem && m.Body.Event == ErasedEvent
 }
 
 func (p *Privacy) eraseIndex(ctx context.Context, rec *Deletion, req ErasureRequest) error {

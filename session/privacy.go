@@ -103,12 +103,12 @@ func (s *Store) DeleteClosedSessionsBefore(ctx context.Context, shopID int64, t 
 // rows, which hold the seq counter and the service statistics, without the buyer's data.
 func (s *Store) ForgetContexts(ctx context.Context, conversationID int64) (int64, error) {
 	db := s.db.WithContext(ctx)
-	err := db.Model(&Conversation{}).Where("id = ?", conversationID).Update("context", EntryContext{}).Error
+	err := db.Model(&Conversation{}).Where("id = ?", conversationID).Update("context", "{}").Error
 	if err != nil {
 		return 0, unavailable(err, "forget conversation context")
 	}
 	res := db.Model(&Session{}).Where("conversation_id = ?", conversationID).
-		Updates(map[string]any{"context": EntryContext{}, "rating_comment": ""})
+		Updates(map[string]any{"context": "{}", "rating_comment": ""})
 	return res.RowsAffected, unavailable(res.Error, "forget session contexts")
 }
 
