@@ -44,17 +44,19 @@ type Deletion struct {
 	State       string     `json:"state"`
 	// HotMessages counts copies removed from the hot tier; they are also counted in WarmMessages
 	// when their warm copy went too, so the tiers' counts are not to be added up.
-	HotMessages    int64      `json:"hot_messages"`
-	WarmMessages   int64      `json:"warm_messages"`
-	ColdMessages   int64      `json:"cold_messages"`
-	ColdSegments   int64      `json:"cold_segments"`
-	IndexDocuments int64      `json:"index_documents"`
-	IndexPending   bool       `json:"index_pending"`
-	Blobs          int64      `json:"blobs"`
-	Sessions       int64      `json:"sessions"`
-	Error          string     `json:"error,omitempty"`
-	StartedAt      time.Time  `json:"started_at"`
-	FinishedAt     *time.Time `json:"finished_at,omitempty"`
+	HotMessages    int64 `json:"hot_messages"`
+	WarmMessages   int64 `json:"warm_messages"`
+	ColdMessages   int64 `json:"cold_messages"`
+	ColdSegments   int64 `json:"cold_segments"`
+	IndexDocuments int64 `json:"index_documents"`
+	IndexPending   bool  `json:"index_pending"`
+	Blobs          int64 `json:"blobs"`
+	// Sessions counts the closed sessions a retention run deleted, or the sessions whose entry
+	// context an erasure cleared.
+	Sessions   int64      `json:"sessions"`
+	Error      string     `json:"error,omitempty"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
 }
 
 // TableName is the deletions table of migration 00007.
