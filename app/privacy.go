@@ -44,8 +44,9 @@ func (a *App) wirePrivacy() error {
 			return shop.Settings.RetentionDays, nil
 		},
 		Hot: hot,
-		// The index is opened when the node starts serving; a process that never does (the
-		// command line in embedded mode) leaves the index part pending for the node's next run.
+		// The index is opened when the node starts serving (and by `shopdesk archive retention`
+		// with Elasticsearch); a process without it (that command in embedded mode, where the
+		// index belongs to the serving node) leaves the index part pending for the node's next run.
 		Index: func() archive.IndexEraser {
 			if a.search == nil {
 				return nil
@@ -58,7 +59,8 @@ func (a *App) wirePrivacy() error {
 		return err
 	}
 	a.privacy = p
-	if err := a.scheduler.Add(archive.Job{Name: "retention", Spec: a.cfg.RetentionSchedule, LeaseTTL: time.Hour, Run: p.Run}); err != nil {
+	if err := a.scheduler.Add(archive.Job{Name: "retention", Spec: a.cfg.RetentionSchedule, LeaseTTL: time.Hour,
+		Takes: archive.ScopeShop | archive.ScopeUntil, Run: p.Run}); err != nil {
 		return fmt.Errorf("retention-schedule: %w", err)
 	}
 	return nil

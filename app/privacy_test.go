@@ -468,3 +468,42 @@ func TestExport(t *testing.T) {
 		}
 	})
 }
+
+// TestRetentionCommand: `shopdesk archive retention --shop --until` deletes from every tier the
+// command reaches; the search index belongs to the serving node, so its part is recorded pending and
+// done by the node's next retention run.
+func TestRetentionCommand(t *testing.T) {
+	t.Parallel()
+	bothEnvs(t, func(t *testing.T, env backendEnv) {
+		w := newPrivacyWorld(t, env)
+		args := append([]string{"archive", "retention", "--shop", fmt.Sprint(w.shop.id), "--until", time.Now().UTC().Format(time.RFC3339)}, w.storeFlags()...)
+		var out, errOut bytes.Buffer
+		if code := app.Main(args, &out, &errOut); code != 0 || !strings.Contains(out.String(), "ARCHIVE_JOB job=retention processed=1 moved=0 deleted=9 errors=0") {
+			t.Fatalf("retention: exit %d\n%s\n%s", code, out.String(), errOut.String())
+		}
+		if got := w.history(t, w.shop.manager, w.annConv); len(got) != 0 {
+			t.Fatalf("ann's history after retention: %v", texts(got))
+		}
+		recs := w.deletions(t, w.shop.manager)
+		if len(recs) != 1 || !recs[0].IndexPending || recs[0].IndexDocuments != 0 || recs[0].WarmMessages+recs[0].ColdMessages != 9 {
+			t.Fatalf("deletion record of the command: %+v", recs)
+		}
+		if out := w.search(t, w.shop.manager, "cold"); out.Total != 4 {
+			t.Fatalf("the index before the node's run: %+v", out)
+		}
+		if _, err := app.RunJob(context.Background(), w.node, "retention"); err != nil {
+			t.Fatal(err)
+		}
+		if out := w.search(t, w.shop.manager, "cold"); out.Total != 0 {
+			t.Fatalf("the index after the node's run: %+v", out)
+		}
+		if recs := w.deletions(t, w.shop.manager); len(recs) != 1 || recs[0].IndexPending || recs[0].IndexDocuments != 9 {
+			t.Fatalf("deletion record after the node's run: %+v", recs)
+		}
+		// A cutoff in the future is refused.
+		args = append([]string{"archive", "retention", "--until", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, w.storeFlags()...)
+		if code := app.Main(args, &out, &errOut); code == 0 {
+			t.Fatal("a cutoff in the future was accepted")
+		}
+	})
+}

@@ -171,9 +171,10 @@ func (p *Privacy) index() IndexEraser {
 	return p.cfg.Index()
 }
 
-// Run applies retention to every shop by its own period: the Scheduler's "retention" job.
+// Run applies retention over the run's scope (ScopeFrom; by default every shop by its own period):
+// the Scheduler's "retention" job.
 func (p *Privacy) Run(ctx context.Context) (JobResult, error) {
-	return p.Retain(ctx, Scope{})
+	return p.Retain(ctx, ScopeFrom(ctx))
 }
 
 // Retain applies retention over scope: for each shop, data created before its cutoff (now minus its
