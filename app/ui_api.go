@@ -10,10 +10,12 @@ import (
 
 // mountUIAPI adds the endpoints the workspace and the widget need beyond the messaging core's: both
 // sides' read positions (read receipts after a reload), whether anyone is at work (the widget's
-// "leave a message") and a manager's take-over from the live view.
+// "leave a message"), the colleagues an agent may transfer to, and a manager's take-over from the
+// live view.
 func (a *App) mountUIAPI(au *gin.RouterGroup) {
 	au.GET("/conversations/:id/reads", a.conversationReads)
 	au.GET("/availability", a.availability)
+	au.GET("/colleagues", a.colleagues)
 	au.POST("/sessions/:id/takeover", a.takeOver)
 }
 
@@ -39,6 +41,36 @@ func (a *App) conversationReads(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"reads": r})
+}
+
+// colleague is what any staff member may see of another: enough to pick a transfer target.
+type colleague struct {
+	ID          int64    `json:"id"`
+	DisplayName string   `json:"display_name"`
+	Role        string   `json:"role"`
+	Groups      []string `json:"groups"`
+	Status      string   `json:"status"`
+}
+
+// colleagues lists the active staff of the caller's shop, for staff only.
+func (a *App) colleagues(c *gin.Context) {
+	id := who(c)
+	if id.staff == nil {
+		fail(c, errorf(codeForbidden, "staff only"))
+		return
+	}
+	list, err := a.agents.Store.StaffOf(c.Request.Context(), id.shop.ID)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	out := []colleague{}
+	for _, st := range list {
+		if st.Active {
+			out = append(out, colleague{ID: st.ID, DisplayName: st.DisplayName, Role: string(st.Role), Groups: st.Groups, Status: string(st.Status)})
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"colleagues": out})
 }
 
 // takeOver gives a live session to the manager asking, as a recorded transfer (routing.TakeOver).

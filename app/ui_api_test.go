@@ -89,6 +89,21 @@ func TestReadsAndTakeOver(t *testing.T) {
 			t.Fatalf("bad id: %d", st)
 		}
 
+		// Any staff member sees the shop's colleagues (to transfer to); buyers do not.
+		var col struct {
+			Colleagues []struct {
+				ID          int64
+				DisplayName string `json:"display_name"`
+				Groups      []string
+			}
+		}
+		if st := api(t, "GET", base+"/api/colleagues", a1.auth, nil, &col); st != http.StatusOK || len(col.Colleagues) != 2 {
+			t.Fatalf("colleagues: %d %+v", st, col)
+		}
+		if st := api(t, "GET", base+"/api/colleagues", buyer, nil, nil); st != http.StatusForbidden {
+			t.Fatalf("a buyer lists colleagues: %d", st)
+		}
+
 		// Only a manager of the shop takes over, with a note of bounded length.
 		url := fmt.Sprintf("%s/api/sessions/%d/takeover", base, s.ID)
 		if st := api(t, "POST", url, a1.auth, map[string]any{}, nil); st != http.StatusForbidden {
