@@ -1,7 +1,10 @@
 package app
 
 import (
+	"context"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -92,4 +95,24 @@ func (a *App) takeOver(c *gin.Context) {
 	}
 	tr, err := a.routing.TakeOver(c.Request.Context(), id.shop.ID, sid, id.staff.ID, in.Note)
 	a.answerHandover(c, sid, tr, err)
+}
+
+// clusterOrigin reports whether a browser origin is the public URL of a live node of this cluster:
+// the workspace loaded from one node connects its WebSocket to whichever node /api/gateway picks, and
+// that node must accept the staff connection as it accepts one from its own pages.
+func (a *App) clusterOrigin(ctx context.Context, origin string) bool {
+	o, err := url.Parse(origin)
+	if err != nil || o.Host == "" {
+		return false
+	}
+	nodes, err := a.nodes.live(ctx)
+	if err != nil {
+		return false
+	}
+	for _, n := range nodes {
+		if u, err := url.Parse(n.URL); err == nil && strings.EqualFold(u.Host, o.Host) && u.Scheme == o.Scheme {
+			return true
+		}
+	}
+	return false
 }

@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/shopdesk/shopdesk/migrations/testdb"
 	"github.com/shopdesk/shopdesk/session"
 )
 
@@ -166,4 +168,31 @@ func TestReadsAndTakeOver(t *testing.T) {
 			t.Fatalf("taking over a closed session: %d", st)
 		}
 	})
+}
+
+// TestStaffWebSocketFromAnotherNode: the workspace loaded from one node of a cluster connects its
+// WebSocket to whichever node the gateway picks; that node accepts a staff connection whose Origin is
+// a live node's public URL, and still refuses any other origin.
+func TestStaffWebSocketFromAnotherNode(t *testing.T) {
+	t.Parallel()
+	env := productionEnv(t)
+	sfx := testdb.Name("-")
+	n1 := startNode(t, env, "", "--node-id=a"+sfx)
+	n2 := startNode(t, env, "", "--node-id=b"+sfx)
+	shop := newShop(t, n1.URL(), 1)
+	ag := shop.agents[0]
+	from := ag.auth
+	eventually(t, 10*time.Second, "both nodes registered", func() bool {
+		var g struct{ Nodes int }
+		api(t, "GET", n2.URL()+"/api/gateway", authz{}, nil, &g)
+		return g.Nodes == 2
+	})
+	from.origin = n1.URL()
+	if c := dial(t, n2.URL(), from); c == nil {
+		t.Fatal("no connection")
+	}
+	from.origin = "http://127.0.0.1:1"
+	if _, resp, err := dialRaw(n2.URL(), from); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("staff from a foreign origin: %v %v", err, resp)
+	}
 }
