@@ -49,7 +49,7 @@ func (e *Engine) TakeOver(ctx context.Context, shopID, sessionID, by int64, note
 		}
 		sh.adjustLoad(by, units)
 	}
-	if _, err := e.p.Sessions.AssignTo(ctx, shopID, sessionID, by, AssignedByTransfer); err != nil {
+	if _, err := e.p.Sessions.AssignTo(ctx, s, by, AssignedByTransfer); err != nil {
 		e.undoClaim(ctx, sh, snap, s, by, prev, hadPrev, errorCode(err) != session.ECONFLICT)
 		return nil, err
 	}
