@@ -139,6 +139,8 @@ const flows = {
     await agent.page.locator('[data-testid=conn-state][data-conn=connected]').waitFor()
     await agent.page.locator(`[data-testid=conv-${convId}]`).click()
     await agent.page.locator('[data-testid=msg].own', { hasText: 'Yes, it is dishwasher-safe.' }).locator('[data-testid=receipt].read').waitFor()
+    // on a cluster, the reloaded agent may have landed anywhere: the buyer reconnects elsewhere again
+    if (env.cluster) await env.cluster.separate(agent.page)
     await buyer.page.reload()
     await buyer.page.waitForFunction(() => window.Shopdesk && typeof window.Shopdesk.open === 'function')
     await buyer.page.click('[data-testid=sd-bubble]')
@@ -173,6 +175,7 @@ const flows = {
     const seqs = await agent.page.locator('[data-testid=msg]').evaluateAll((els) => els.map((e) => Number(e.dataset.seq)))
     if (seqs.some((s, i) => i > 0 && s <= seqs[i - 1])) throw new Error('rows out of seq order ' + seqs)
     await shot(agent.page, 'workspace-reconnected')
+    if (env.cluster) await env.cluster.check(agent.page, buyer.page, false)
     const conv = await api(env.node.direct, 'GET', `/api/conversations/${convId}`, env.manager)
     if (Math.max(...seqs) !== conv.conversation.last_seq) throw new Error(`agent holds up to ${Math.max(...seqs)}, last_seq ${conv.conversation.last_seq}`)
   },
@@ -657,11 +660,14 @@ async function runCluster(browser) {
         if (!mine) throw new Error('the workspace does not show its node')
         await waitFor('the gateway to offer another node than the agent\'s', async () => (await api(n1.direct, 'GET', '/api/gateway')).node !== mine, 15000, 250)
       },
-      async check(agentPage, buyerPage) {
+      /** check fails unless the agent and the buyer are connected to different nodes; with strict
+       *  false it only records where they are (after a reconnect the gateway's pick is the
+       *  registry's, which may be 2 s old). */
+      async check(agentPage, buyerPage, strict = true) {
         const a = await nodeOf(agentPage)
         const b = await buyerPage.evaluate(() => window.Shopdesk.state().node)
-        if (!a || !b || a === b) throw new Error(`agent on node ${a}, buyer on node ${b}: not on different nodes`)
-        notes.push(`agent on ${a}, buyer on ${b}`)
+        if (strict && (!a || !b || a === b)) throw new Error(`agent on node ${a}, buyer on node ${b}: not on different nodes`)
+        notes.push(`agent on ${a}, buyer on ${b}${strict ? '' : ' (after the agent reconnected)'}`)
       },
     }
     const pick = (prefix) => Object.entries(flows).find(([n]) => n.startsWith(prefix))
