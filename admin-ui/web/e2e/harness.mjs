@@ -174,7 +174,7 @@ export async function startNode(mode, name, opts = {}) {
   for (let attempt = 1; ; attempt++) {
     port = await freePort()
     const args = ['serve', '--addr', `127.0.0.1:${port}`, '--public-url', `http://127.0.0.1:${proxy.port}`, '--data', data, '--demo',
-      '--bcrypt-cost', '4', '--flush-interval', '50ms', '--operator-token', 'e2e-operator', ...be.args, ...(opts.extra || [])]
+      '--bcrypt-cost', '4', '--operator-token', 'e2e-operator', ...be.args, ...(opts.extra || [])]
     const p = spawn(BIN, args, { stdio: ['ignore', log, log] })
     proc = p
     exited = null
