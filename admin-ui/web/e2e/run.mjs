@@ -337,7 +337,7 @@ async function newBuyerAsks(env, productId, text) {
 
 async function lastTrace(env, sessionId) {
   const r = await api(env.node.direct, 'GET', `/api/sessions/${sessionId}/traces`, env.manager)
-  return r.traces[r.traces.length - 1]
+  return r.traces[0] // newest first
 }
 
 Object.assign(flows, {
