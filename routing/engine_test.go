@@ -912,3 +912,47 @@ func TestDrainServesABigQueue(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusChangesPatchTheSnapshot: a status change reaches routing at once without reloading the
+// staff, and a reload that read the staff just before the change does not undo it.
+func TestStatusChangesPatchTheSnapshot(t *testing.T) {
+	h := newMemoryHarness(t)
+	h.agent(1, 601, agent.StatusOnline, 5)
+	h.agent(1, 602, agent.StatusOnline, 5)
+	h.publish(1, rules.RuleSet{Default: rules.Rule{Name: "all", Target: `agent.status == "online"`}})
+	if first := h.open(1, unknown); first.State != session.StateOpen {
+		t.Fatalf("first session: %+v", first)
+	}
+	reads := func() int {
+		h.dir.mu.Lock()
+		defer h.dir.mu.Unlock()
+		return h.dir.staffReads
+	}
+	before := reads()
+	h.setStatus(1, 601, agent.StatusBusy)
+	h.setStatus(1, 602, agent.StatusAway)
+	if s := h.open(1, unknown); s.State != session.StateQueued {
+		t.Fatalf("with everyone busy or away the session must wait: %+v", s)
+	}
+	h.setStatus(1, 602, agent.StatusOnline)
+	wantAgent(t, h.open(1, unknown), 602)
+	if n := reads() - before; n != 0 {
+		t.Fatalf("status changes reloaded the staff %d times", n)
+	}
+
+	// A reload (the snapshot aged out) reads the staff; 602 goes busy while it is under way.
+	h.clock.Add(2 * time.Second)
+	h.dir.afterStaffRead = func() {
+		h.dir.afterStaffRead = nil
+		h.dir.update(1, 602, func(st *agent.Staff) { st.Status = agent.StatusBusy })
+		if err := h.eng.AgentStatusChanged(h.ctx, 1, 602, agent.StatusBusy, h.clock.Now()); err != nil {
+			t.Error(err)
+		}
+	}
+	if s := h.open(1, unknown); s.State != session.StateQueued {
+		t.Fatalf("the reload undid the status change that came while it read: %+v", s)
+	}
+	if n := reads() - before; n != 1 {
+		t.Fatalf("want one reload, got %d", n)
+	}
+}

@@ -43,6 +43,10 @@ type fakeDir struct {
 	staff  map[int64][]agent.Staff
 	buyers map[[2]int64]agent.Buyer
 	stray  []agent.Staff
+	// staffReads counts StaffOf calls; afterStaffRead, when set, runs after StaffOf has copied the
+	// staff it returns, outside the lock.
+	staffReads     int
+	afterStaffRead func()
 }
 
 func newFakeDir() *fakeDir {
@@ -72,9 +76,15 @@ func (d *fakeDir) Shop(_ context.Context, id int64) (*agent.Shop, error) {
 
 func (d *fakeDir) StaffOf(_ context.Context, shopID int64) ([]agent.Staff, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.staffReads++
 	out := append([]agent.Staff(nil), d.staff[shopID]...)
-	return append(out, d.stray...), nil
+	out = append(out, d.stray...)
+	after := d.afterStaffRead
+	d.mu.Unlock()
+	if after != nil {
+		after()
+	}
+	return out, nil
 }
 
 func (d *fakeDir) Buyer(_ context.Context, shopID, id int64) (*agent.Buyer, error) {

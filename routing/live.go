@@ -894,7 +894,7 @@ func (e *Engine) AgentChanged(ctx context.Context, shopID, agentID int64) error 
 // starts the grace period after which Tick re-routes their sessions (busy keeps them); coming online
 // drains the shop's queue.
 func (e *Engine) AgentStatusChanged(ctx context.Context, shopID, agentID int64, status agent.Status, at time.Time) error {
-	e.invalidate(shopID)
+	e.patchStatus(e.shop(shopID), agentID, status)
 	key := [2]int64{shopID, agentID}
 	e.mu.Lock()
 	switch status {

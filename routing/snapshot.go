@@ -2,6 +2,8 @@ package routing
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +35,10 @@ type snapshot struct {
 	// removed counts the staff each status filter removes.
 	removed [nFilters]int
 	maxID   int64
+	// shop and beating are what the snapshot was built from besides staff, kept to rebuild it with
+	// one status changed (withStatus).
+	shop    *agent.Shop
+	beating map[int64]bool
 }
 
 // businessHours is a daily window in minutes of the shop's wall clock; always open when !set.
@@ -89,6 +95,14 @@ type shopState struct {
 	snap    atomic.Pointer[snapshot]
 	rules   atomic.Pointer[shopRules]
 
+	// Status changes this node was told of are patched into the snapshot (patchStatus) rather than
+	// reloading the whole staff list each time: agents change status far more often than anything
+	// else. patchMu orders patches and snapshot reloads; patches keeps the ones made since the last
+	// reload began, which a reload that read the staff before them applies again.
+	patchMu  sync.Mutex
+	patchSeq uint64
+	patches  []statusPatch
+
 	// The load cache: every agent's load as Slots last said, kept exact for this node's own claims and
 	// releases and re-read whole every LoadCacheTTL (others' changes show up then). It orders
 	// candidates; the atomic claim, not the cache, keeps capacities.
@@ -133,16 +147,29 @@ func fresh(at, now time.Time, ttl time.Duration) bool {
 	return !now.Before(at) && now.Sub(at) < ttl
 }
 
-// snapshot returns the shop's staff snapshot, reloading it when older than CacheTTL.
+// snapshot returns the shop's staff snapshot, reloading it when older than CacheTTL. While one caller
+// reloads a stale snapshot, the others go on with the stale one rather than wait behind the reload (it
+// waits for the store like everything else under load); a missing snapshot (invalidate) is always
+// waited for.
 func (e *Engine) snapshot(ctx context.Context, sh *shopState, now time.Time) (*snapshot, error) {
-	if s := sh.snap.Load(); s != nil && fresh(s.at, now, e.cfg.CacheTTL) {
+	s := sh.snap.Load()
+	if s != nil && fresh(s.at, now, e.cfg.CacheTTL) {
 		return s, nil
 	}
-	sh.refresh.Lock()
+	if s != nil && !now.Before(s.at) {
+		if !sh.refresh.TryLock() {
+			return s, nil
+		}
+	} else {
+		sh.refresh.Lock()
+	}
 	defer sh.refresh.Unlock()
 	if s := sh.snap.Load(); s != nil && fresh(s.at, now, e.cfg.CacheTTL) {
 		return s, nil
 	}
+	sh.patchMu.Lock()
+	start := sh.patchSeq
+	sh.patchMu.Unlock()
 	shop, err := e.p.Directory.Shop(ctx, sh.id)
 	if err != nil {
 		return nil, err
@@ -162,13 +189,81 @@ func (e *Engine) snapshot(ctx context.Context, sh *shopState, now time.Time) (*s
 			beating[id] = true
 		}
 	}
-	s := buildSnapshot(sh.id, shop, staff, beating, now)
+	s = buildSnapshot(sh.id, shop, staff, beating, now)
+	sh.patchMu.Lock()
+	defer sh.patchMu.Unlock()
+	// Changes patched before this reload began were written to the store before it read; later ones
+	// may not have been, and are applied again.
+	later := sh.patches[:0]
+	for _, p := range sh.patches {
+		if p.seq > start {
+			later = append(later, p)
+		}
+	}
+	sh.patches = later
+	for _, p := range later {
+		if next, ok := s.withStatus(p.agentID, p.status); ok {
+			s = next
+		}
+	}
 	sh.snap.Store(s)
 	return s, nil
 }
 
+// statusPatch is a status change patched into the snapshot.
+type statusPatch struct {
+	seq     uint64
+	agentID int64
+	status  agent.Status
+}
+
+// maxPatches bounds the patches kept between reloads; past it the snapshot is reloaded instead.
+const maxPatches = 4096
+
+// patchStatus applies an agent's new status, already written to the store, to the shop's snapshot:
+// a copy with that one agent changed replaces it, keeping its age (other nodes' changes still come
+// with the next reload). An agent the snapshot does not know makes it reload.
+func (e *Engine) patchStatus(sh *shopState, agentID int64, status agent.Status) {
+	sh.patchMu.Lock()
+	defer sh.patchMu.Unlock()
+	sh.patchSeq++
+	if len(sh.patches) >= maxPatches {
+		sh.patches = sh.patches[:0]
+		sh.snap.Store(nil)
+		return
+	}
+	sh.patches = append(sh.patches, statusPatch{seq: sh.patchSeq, agentID: agentID, status: status})
+	old := sh.snap.Load()
+	if old == nil {
+		return
+	}
+	next, ok := old.withStatus(agentID, status)
+	if !ok {
+		sh.snap.Store(nil)
+		return
+	}
+	sh.snap.Store(next)
+}
+
+// withStatus returns a copy of s in which agentID has status (and, coming online, a heartbeat: the
+// status change was one); false when s does not know the agent.
+func (s *snapshot) withStatus(agentID int64, status agent.Status) (*snapshot, bool) {
+	i, ok := s.byID[agentID]
+	if !ok {
+		return nil, false
+	}
+	staff := slices.Clone(s.staff)
+	staff[i].Status = status
+	beating := s.beating
+	if beating != nil && status == agent.StatusOnline && !beating[agentID] {
+		beating = maps.Clone(beating)
+		beating[agentID] = true
+	}
+	return buildSnapshot(s.shopID, s.shop, staff, beating, s.at), true
+}
+
 func buildSnapshot(shopID int64, shop *agent.Shop, staff []agent.Staff, beating map[int64]bool, now time.Time) *snapshot {
-	s := &snapshot{at: now, shopID: shopID, loc: time.UTC, staff: staff, reason: make([]filterID, len(staff)),
+	s := &snapshot{at: now, shopID: shopID, shop: shop, beating: beating, loc: time.UTC, staff: staff, reason: make([]filterID, len(staff)),
 		byID: make(map[int64]int, len(staff)), byGroup: map[string][]int{}, ids: make([]int64, len(staff)),
 		groupIDs: map[string][]int64{}}
 	if shop != nil {
@@ -296,10 +391,18 @@ func (e *Engine) invalidate(shopID int64) { e.shop(shopID).snap.Store(nil) }
 
 // loadRules returns the shop's rules state, reloading it when older than CacheTTL.
 func (e *Engine) loadRules(ctx context.Context, sh *shopState, now time.Time) (*shopRules, error) {
-	if r := sh.rules.Load(); r != nil && fresh(r.at, now, e.cfg.CacheTTL) {
+	r := sh.rules.Load()
+	if r != nil && fresh(r.at, now, e.cfg.CacheTTL) {
 		return r, nil
 	}
-	sh.refresh.Lock()
+	// As for the snapshot: a stale state serves while one caller reloads; a missing one is waited for.
+	if r != nil && !now.Before(r.at) {
+		if !sh.refresh.TryLock() {
+			return r, nil
+		}
+	} else {
+		sh.refresh.Lock()
+	}
 	defer sh.refresh.Unlock()
 	if r := sh.rules.Load(); r != nil && fresh(r.at, now, e.cfg.CacheTTL) {
 		return r, nil
@@ -312,7 +415,7 @@ func (e *Engine) loadRules(ctx context.Context, sh *shopState, now time.Time) (*
 	if err != nil {
 		return nil, err
 	}
-	r := &shopRules{at: now, pointer: pointer, schedules: scheds}
+	r = &shopRules{at: now, pointer: pointer, schedules: scheds}
 	d, err := e.p.Store.Draft(ctx, sh.id)
 	switch {
 	case err == nil && d.Shadow:
