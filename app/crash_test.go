@@ -108,6 +108,29 @@ func TestCrashPoints(t *testing.T) {
 		})
 	}
 
+	// Two archive runs at once, as when a run outlives its lease and another node takes the job (a
+	// run by hand takes no lease at all): whatever the interleaving, one may be refused, nothing is
+	// lost or held twice, and a later run settles what the race left.
+	t.Run("two-archive-runs-at-once", func(t *testing.T) {
+		t.Parallel()
+		e := newCrashEnv(t, bin)
+		w := e.write(true, "--flush-interval=50ms", "--index-schedule=* * * * * *")
+		runs := []*child{e.startArchive(""), e.startArchive("")}
+		for _, c := range runs {
+			if code := c.wait(t, 60*time.Second); code != 0 && code != 1 {
+				t.Fatalf("overlapping archive run: exit %d\n%s", code, c.out.String())
+			}
+			t.Logf("overlapping archive run: exit %d, %s", c.code, regexp.MustCompile(`ARCHIVE_JOB .*`).FindString(c.out.String()))
+		}
+		e.checkStores(w, false)
+		for range 2 { // the first settles what the race left; the second sweeps what the first replaced
+			if code, out := e.archive(""); code != 0 {
+				t.Fatalf("archive after the overlapping runs: exit %d\n%s", code, out)
+			}
+		}
+		e.settle(w)
+	})
+
 	// S3 goes down between writing the first segment and reading it back: the run fails, no warm row
 	// is deleted and no segment is recorded; once S3 is back, the next run archives everything.
 	t.Run("s3-down-during-archive", func(t *testing.T) {
@@ -380,11 +403,16 @@ func (e *crashEnv) expireLeases() {
 // archive runs `shopdesk archive archive --until` with the crash points in spec and returns its exit
 // code and output.
 func (e *crashEnv) archive(spec string) (int, string) {
-	t := e.t
-	t.Helper()
-	c := e.start(spec, append([]string{"archive", "archive", "--until", e.until}, e.storage...)...)
-	code := c.wait(t, 60*time.Second)
+	e.t.Helper()
+	c := e.startArchive(spec)
+	code := c.wait(e.t, 60*time.Second)
 	return code, c.out.String()
+}
+
+// startArchive starts `shopdesk archive archive --until` with the crash points in spec.
+func (e *crashEnv) startArchive(spec string) *child {
+	e.t.Helper()
+	return e.start(spec, append([]string{"archive", "archive", "--until", e.until}, e.storage...)...)
 }
 
 // settle restarts a node without crash points, lets its jobs finish and checks every guarantee:
