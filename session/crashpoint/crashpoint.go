@@ -9,6 +9,12 @@
 // that has a step to name may import it.
 package crashpoint
 
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
 // ExitCode is the exit status of a process stopped at a crash point, distinct from the statuses
 // shopdesk uses (0, 1, 2) so that a test can tell the crash it asked for from a failure.
 const ExitCode = 86
@@ -17,4 +23,29 @@ const ExitCode = 86
 func Hook(name string) error {
 	Hit(name)
 	return nil
+}
+
+// parse reads a spec of Arm: point → the hit that ends the process. Both builds check the spec, so a
+// mistyped one is refused the same way whichever binary is given it.
+func parse(spec string) (map[string]int, error) {
+	points := map[string]int{}
+	for _, p := range strings.Split(spec, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		name, nth, found := strings.Cut(p, "@")
+		n := 1
+		if found {
+			var err error
+			if n, err = strconv.Atoi(nth); err != nil || n < 1 {
+				return nil, fmt.Errorf("crash point %q: want name or name@N with N ≥ 1", p)
+			}
+		}
+		if name == "" {
+			return nil, fmt.Errorf("crash point %q: the name is empty", p)
+		}
+		points[name] = n
+	}
+	return points, nil
 }

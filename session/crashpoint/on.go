@@ -5,8 +5,6 @@ package crashpoint
 import (
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 )
 
@@ -31,29 +29,6 @@ func Arm(spec string) error {
 	defer mu.Unlock()
 	armed, counts = points, map[string]int{}
 	return nil
-}
-
-func parse(spec string) (map[string]int, error) {
-	points := map[string]int{}
-	for _, p := range strings.Split(spec, ",") {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		name, nth, found := strings.Cut(p, "@")
-		n := 1
-		if found {
-			var err error
-			if n, err = strconv.Atoi(nth); err != nil || n < 1 {
-				return nil, fmt.Errorf("crash point %q: want name or name@N with N ≥ 1", p)
-			}
-		}
-		if name == "" {
-			return nil, fmt.Errorf("crash point %q: the name is empty", p)
-		}
-		points[name] = n
-	}
-	return points, nil
 }
 
 // Hit ends the process with ExitCode when name is armed and this is the hit it was armed for.

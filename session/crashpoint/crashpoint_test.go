@@ -1,5 +1,3 @@
-//go:build crashpoint
-
 package crashpoint
 
 import (
@@ -7,7 +5,6 @@ import (
 	"testing"
 )
 
-// The stop itself is tested by the app's crash tests, which run a binary built with the tag.
 func TestParse(t *testing.T) {
 	for spec, want := range map[string]map[string]int{
 		"":                             {},
