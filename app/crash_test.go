@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
+	"github.com/shopdesk/shopdesk/app"
 	"github.com/shopdesk/shopdesk/archive"
 	"github.com/shopdesk/shopdesk/migrations"
 	"github.com/shopdesk/shopdesk/session"
@@ -45,7 +46,8 @@ const (
 )
 
 // TestCrashPoints kills a node or a job run at each crash point and checks that a restart settles
-// everything; and that with S3 down in the middle of an archive run nothing leaves MySQL.
+// everything; that with S3 down in the middle of an archive run nothing leaves MySQL; and that two
+// archive runs at once lose and double nothing.
 func TestCrashPoints(t *testing.T) {
 	t.Parallel()
 	_ = productionEnv(t) // fails or skips before the binary is built when a server is missing
@@ -57,9 +59,9 @@ func TestCrashPoints(t *testing.T) {
 
 	// A crash in the flush: the hot messages were inserted into MySQL, their markers in Redis did
 	// not move. The next flush inserts them again, idempotently.
-	t.Run("flush.after_insert", func(t *testing.T) {
+	t.Run("production/flush.after_insert", func(t *testing.T) {
 		t.Parallel()
-		e := newCrashEnv(t, bin)
+		e := newCrashEnv(t, bin, app.ModeProduction)
 		w := e.write(false, "--flush-interval=1h", "--index-schedule="+jobsOff)
 		if n := e.warmRows(t); n != 0 {
 			t.Fatalf("%d warm rows before the flush", n)
@@ -73,29 +75,42 @@ func TestCrashPoints(t *testing.T) {
 
 	// A crash in the index job: the bulk write went to the index, the cursor did not move. The next
 	// run indexes the same messages again under the same document ids.
-	t.Run("index.after_bulk", func(t *testing.T) {
-		t.Parallel()
-		e := newCrashEnv(t, bin)
-		w := e.write(false, "--flush-interval=50ms", "--index-schedule="+jobsOff)
-		e.crashServe("index.after_bulk", "--index-schedule=* * * * * *")
-		var cursors int64
-		if err := e.db.Table("search_cursors").Count(&cursors).Error; err != nil || cursors != 0 {
-			t.Fatalf("search cursors after the crash: %d %v", cursors, err)
-		}
-		e.settle(w)
-	})
+	for _, mode := range []app.Mode{app.ModeProduction, app.ModeEmbedded} {
+		t.Run(string(mode)+"/index.after_bulk", func(t *testing.T) {
+			t.Parallel()
+			e := newCrashEnv(t, bin, mode)
+			w := e.write(false, "--flush-interval=50ms", "--index-schedule="+jobsOff)
+			e.crashServe("index.after_bulk", "--index-schedule=* * * * * *")
+			var cursors int64
+			if err := e.db.Table("search_cursors").Count(&cursors).Error; err != nil || cursors != 0 {
+				t.Fatalf("search cursors after the crash: %d %v", cursors, err)
+			}
+			e.settle(w)
+		})
+	}
 
 	// Crashes in the archive job, run by hand as `shopdesk archive archive`, at each step between
 	// writing a segment and deleting the warm rows it holds; @2 stops at the second shop's segment,
-	// after the first shop's was done.
+	// after the first shop's was done. Embedded mode (SQLite, the blob directory) runs a few of them.
+	type archiveCase struct {
+		mode  app.Mode
+		point string
+	}
+	var cases []archiveCase
 	for _, point := range []string{"archive.after_put", "archive.after_verify", "archive.after_manifest",
 		"archive.before_delete", "archive.after_delete", "archive.after_put@2", "archive.before_delete@2"} {
-		t.Run(point, func(t *testing.T) {
+		cases = append(cases, archiveCase{app.ModeProduction, point})
+	}
+	for _, point := range []string{"archive.after_put", "archive.after_manifest", "archive.before_delete@2"} {
+		cases = append(cases, archiveCase{app.ModeEmbedded, point})
+	}
+	for _, c := range cases {
+		t.Run(string(c.mode)+"/"+c.point, func(t *testing.T) {
 			t.Parallel()
-			e := newCrashEnv(t, bin)
+			e := newCrashEnv(t, bin, c.mode)
 			w := e.write(true, "--flush-interval=50ms", "--index-schedule=* * * * * *")
-			if code, out := e.archive(point); code != crashpoint.ExitCode || !strings.Contains(out, "crashpoint: stopped at "+strings.Split(point, "@")[0]) {
-				t.Fatalf("archive with %s: exit %d, want %d\n%s", point, code, crashpoint.ExitCode, out)
+			if code, out := e.archive(c.point); code != crashpoint.ExitCode || !strings.Contains(out, "crashpoint: stopped at "+strings.Split(c.point, "@")[0]) {
+				t.Fatalf("archive with %s: exit %d, want %d\n%s", c.point, code, crashpoint.ExitCode, out)
 			}
 			e.checkStores(w, false) // nothing lost, though a message may be both warm and cold
 			if code, out := e.archive(""); code != 0 || !regexp.MustCompile(`ARCHIVE_JOB job=archive .* errors=0 `).MatchString(out) {
@@ -111,9 +126,9 @@ func TestCrashPoints(t *testing.T) {
 	// Two archive runs at once, as when a run outlives its lease and another node takes the job (a
 	// run by hand takes no lease at all): whatever the interleaving, one may be refused, nothing is
 	// lost or held twice, and a later run settles what the race left.
-	t.Run("two-archive-runs-at-once", func(t *testing.T) {
+	t.Run("production/two-archive-runs-at-once", func(t *testing.T) {
 		t.Parallel()
-		e := newCrashEnv(t, bin)
+		e := newCrashEnv(t, bin, app.ModeProduction)
 		w := e.write(true, "--flush-interval=50ms", "--index-schedule=* * * * * *")
 		runs := []*child{e.startArchive(""), e.startArchive("")}
 		for _, c := range runs {
@@ -133,9 +148,9 @@ func TestCrashPoints(t *testing.T) {
 
 	// S3 goes down between writing the first segment and reading it back: the run fails, no warm row
 	// is deleted and no segment is recorded; once S3 is back, the next run archives everything.
-	t.Run("s3-down-during-archive", func(t *testing.T) {
+	t.Run("production/s3-down-during-archive", func(t *testing.T) {
 		t.Parallel()
-		e := newCrashEnv(t, bin)
+		e := newCrashEnv(t, bin, app.ModeProduction)
 		w := e.write(true, "--flush-interval=50ms", "--index-schedule=* * * * * *")
 		total := e.warmRows(t)
 		e.s3.downAfterColdPut.Store(true)
@@ -161,8 +176,9 @@ func TestCrashPoints(t *testing.T) {
 }
 
 // crashEnv is one crash test's stores, shared by the in-process writer node and the child processes:
-// a MariaDB database, a Redis prefix, an in-process S3 and a data directory (the embedded search
-// index lives there).
+// a data directory (the embedded search index lives there) and, in production mode, a MariaDB
+// database, a Redis prefix and an in-process S3; in embedded mode SQLite and the blob directory in
+// the data directory.
 type crashEnv struct {
 	t       *testing.T
 	bin     string
@@ -176,29 +192,38 @@ type crashEnv struct {
 	storage []string
 }
 
-func newCrashEnv(t *testing.T, bin string) *crashEnv {
+func newCrashEnv(t *testing.T, bin string, mode app.Mode) *crashEnv {
 	t.Helper()
-	e := &crashEnv{t: t, bin: bin, env: productionEnv(t), data: t.TempDir(),
-		s3: &faultyS3{Handler: gofakes3.New(s3mem.New()).Server()}, until: time.Now().AddDate(0, 2, 0).Format(time.RFC3339)}
-	srv := httptest.NewServer(e.s3)
-	t.Cleanup(srv.Close)
-	e.s3Args = []string{"--s3-endpoint=" + srv.URL, "--s3-bucket=crash", "--s3-access-key=k", "--s3-secret-key=s", "--s3-region=us-east-1"}
-	e.storage = append([]string{"--data=" + e.data, "--operator-token=" + operatorToken, "--bcrypt-cost=4",
-		"--mysql-dsn=" + e.env.mysqlDSN, "--redis-addr=" + e.env.redis, "--redis-prefix=" + e.env.prefix}, e.s3Args...)
 	ctx := context.Background()
-	db, err := migrations.OpenMySQL(ctx, e.env.mysqlDSN)
+	e := &crashEnv{t: t, bin: bin, env: embeddedEnv(), data: t.TempDir(), until: time.Now().AddDate(0, 2, 0).Format(time.RFC3339)}
+	e.storage = []string{"--data=" + e.data, "--operator-token=" + operatorToken, "--bcrypt-cost=4"}
+	var err error
+	if mode == app.ModeEmbedded {
+		e.db, err = migrations.OpenSQLite(ctx, filepath.Join(e.data, "shopdesk.db"))
+		if err == nil {
+			e.blobs, err = archive.NewLocalDir(filepath.Join(e.data, "blobs"))
+		}
+	} else {
+		e.env = productionEnv(t)
+		e.s3 = &faultyS3{Handler: gofakes3.New(s3mem.New()).Server()}
+		srv := httptest.NewServer(e.s3)
+		t.Cleanup(srv.Close)
+		e.s3Args = []string{"--s3-endpoint=" + srv.URL, "--s3-bucket=crash", "--s3-access-key=k", "--s3-secret-key=s", "--s3-region=us-east-1"}
+		e.storage = append(e.storage, "--mysql-dsn="+e.env.mysqlDSN, "--redis-addr="+e.env.redis, "--redis-prefix="+e.env.prefix)
+		e.storage = append(e.storage, e.s3Args...)
+		e.db, err = migrations.OpenMySQL(ctx, e.env.mysqlDSN)
+		if err == nil {
+			e.blobs, err = archive.NewS3(ctx, archive.S3Config{Endpoint: srv.URL, Bucket: "crash", AccessKey: "k", SecretKey: "s", Region: "us-east-1"})
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if s, err := db.DB(); err == nil {
+		if s, err := e.db.DB(); err == nil {
 			s.Close()
 		}
 	})
-	e.db = db
-	if e.blobs, err = archive.NewS3(ctx, archive.S3Config{Endpoint: srv.URL, Bucket: "crash", AccessKey: "k", SecretKey: "s", Region: "us-east-1"}); err != nil {
-		t.Fatal(err)
-	}
 	return e
 }
 
@@ -370,7 +395,8 @@ func (e *crashEnv) serve(spec string, args ...string) (*child, string) {
 func (e *crashEnv) crashServe(point string, args ...string) {
 	t := e.t
 	t.Helper()
-	c, _ := e.serve(point, args...)
+	// It may stop before it says it listens: the jobs start first.
+	c := e.start(point, append(append([]string{"serve", "--addr=127.0.0.1:0"}, e.storage...), args...)...)
 	if code := c.wait(t, 30*time.Second); code != crashpoint.ExitCode || !strings.Contains(c.out.String(), "crashpoint: stopped at "+point) {
 		t.Fatalf("node with %s: exit %d, want %d\n%s", point, code, crashpoint.ExitCode, c.out.String())
 	}
@@ -383,6 +409,9 @@ func (e *crashEnv) crashServe(point string, args ...string) {
 func (e *crashEnv) expireLeases() {
 	t := e.t
 	t.Helper()
+	if e.env.redis == "" {
+		return // embedded mode: leases live in the process, and died with it
+	}
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: e.env.redis})
 	defer rdb.Close()
