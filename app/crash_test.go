@@ -229,13 +229,12 @@ func newCrashEnv(t *testing.T, bin string, mode app.Mode) *crashEnv {
 
 // written is what the writer node had acknowledged, per conversation.
 type written struct {
-	manager authz // of the first shop; search is per shop, so each conversation keeps its own
-	convs   []writtenConv
+	convs []writtenConv
 }
 
+// writtenConv is one shop's conversation: its buyer reads the history, its manager searches.
 type writtenConv struct {
 	id      int64
-	shop    int64
 	buyer   authz
 	manager authz
 	acked   map[int64]string // seq → client_msg_id
@@ -254,7 +253,7 @@ func (e *crashEnv) write(settled bool, args ...string) written {
 	for s := 0; s < crashShops; s++ {
 		shop := newShop(t, base, 0)
 		buyer := shop.buyer(t, "crash-buyer")
-		c := writtenConv{id: startConversation(t, base, buyer, map[string]any{"product_id": "p1"}), shop: shop.id,
+		c := writtenConv{id: startConversation(t, base, buyer, map[string]any{"product_id": "p1"}),
 			buyer: buyer, manager: shop.manager, acked: map[int64]string{}}
 		ws := dial(t, base, buyer)
 		for i := 1; i <= crashMessages; i++ {
@@ -268,7 +267,6 @@ func (e *crashEnv) write(settled bool, args ...string) written {
 		ws.ws.Close()
 		w.convs = append(w.convs, c)
 	}
-	w.manager = w.convs[0].manager
 	if !settled {
 		node.Kill()
 		return w
@@ -322,7 +320,9 @@ func (e *crashEnv) start(spec string, args ...string) *child {
 	t := e.t
 	t.Helper()
 	cmd := exec.Command(e.bin, args...)
-	cmd.Env = append(cmd.Environ(), "SHOPDESK_CRASHPOINT="+spec)
+	// Only the flags given select the stores: no SHOPDESK_ setting of the test's environment leaks in.
+	cmd.Env = slices.DeleteFunc(cmd.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SHOPDESK_") })
+	cmd.Env = append(cmd.Env, "SHOPDESK_CRASHPOINT="+spec)
 	c := &child{cmd: cmd, out: &syncBuffer{}, url: make(chan string, 1), done: make(chan struct{})}
 	cmd.Stdout = c.out
 	stderr, err := cmd.StderrPipe()
@@ -342,11 +342,8 @@ func (e *crashEnv) start(spec string, args ...string) *child {
 			}
 		}
 		_, _ = io.Copy(c.out, stderr)
-		err := cmd.Wait()
+		_ = cmd.Wait() // the exit code says it all; -1 when killed by a signal
 		c.code = cmd.ProcessState.ExitCode()
-		if err != nil && c.code < 0 {
-			c.code = -1
-		}
 		close(c.done)
 	}()
 	t.Cleanup(func() {
