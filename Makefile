@@ -63,8 +63,10 @@ test: ui
 	echo "$$((passed + vpassed + wpassed + epassed)) passed, $$((failed + vfailed + wfailed + efailed)) failed"; \
 	[ $$rc -eq 0 ] && [ $$vrc -eq 0 ] && [ $$src -eq 0 ] && [ $$erc -eq 0 ]
 
+# bench: the Go benchmarks, then every load scenario against a node in embedded and production mode
+# (.ci/bench; `.ci/bench go` or `.ci/bench scenarios` for one half); results in bench-results.txt.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	.ci/bench
 
 vet:
 	$(GO) vet ./...

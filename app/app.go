@@ -60,12 +60,15 @@ type App struct {
 	redisDur  *durability
 	draining  atomic.Bool
 
-	listener  net.Listener
-	server    *http.Server
-	publicURL string
-	stopBG    context.CancelFunc
-	bg        sync.WaitGroup
-	closeOnce sync.Once
+	listener net.Listener
+	server   *http.Server
+	debug    *http.Server // --debug-addr's profiling server, or nil
+	// staffNames answers session's questions about staff.
+	staffNames *staffDirectory
+	publicURL  string
+	stopBG     context.CancelFunc
+	bg         sync.WaitGroup
+	closeOnce  sync.Once
 }
 
 // New opens the configured backends, migrates the warm store and wires every package; it starts nothing.
@@ -115,7 +118,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.hub = newHub(a.nodeID, a.bus, log, a.metrics)
 	scfg := session.DefaultConfig()
 	scfg.MaxTextBytes = cfg.MaxTextBytes
-	a.sessions = &session.Service{Store: session.NewStore(a.db), Push: a.hub, Directory: staffDirectory{a.agents.Store},
+	a.staffNames = &staffDirectory{store: a.agents.Store}
+	a.sessions = &session.Service{Store: session.NewStore(a.db), Push: a.hub, Directory: a.staffNames,
 		Uploads: uploads{a.blobs}, Config: scfg, Logger: log}
 	if a.hotLog != nil {
 		a.sessions.Log = a.hotLog
@@ -253,18 +257,53 @@ func (u uploads) UploadExists(ctx context.Context, key string) (bool, error) {
 	return true, r.Close()
 }
 
-// staffDirectory lets session ask about staff without importing agent.
-type staffDirectory struct{ store *agent.Store }
+// staffDirectory lets session ask about staff without importing agent. Names are kept for
+// staffNameTTL, as long as routing trusts its own snapshot of the staff: every assignment asks, and a
+// rename or a deactivation reaches this node at once (forget) and the others within the TTL.
+type staffDirectory struct {
+	store *agent.Store
+	mu    sync.Mutex
+	names map[[2]int64]staffName
+}
 
-func (d staffDirectory) StaffName(ctx context.Context, shopID, id int64) (string, error) {
-	st, err := d.store.Staff(ctx, shopID, id)
-	if err != nil {
-		return "", err
+type staffName struct {
+	name   string
+	active bool
+	at     time.Time
+}
+
+// staffNameTTL is how long a staff member's name and active flag are trusted.
+const staffNameTTL = 2 * time.Second
+
+func (d *staffDirectory) StaffName(ctx context.Context, shopID, id int64) (string, error) {
+	key := [2]int64{shopID, id}
+	d.mu.Lock()
+	e, ok := d.names[key]
+	d.mu.Unlock()
+	if !ok || time.Since(e.at) > staffNameTTL {
+		st, err := d.store.Staff(ctx, shopID, id)
+		if err != nil {
+			return "", err
+		}
+		e = staffName{name: st.DisplayName, active: st.Active, at: time.Now()}
+		d.mu.Lock()
+		if d.names == nil || len(d.names) > 100000 {
+			d.names = map[[2]int64]staffName{}
+		}
+		d.names[key] = e
+		d.mu.Unlock()
 	}
-	if !st.Active {
+	if !e.active {
 		return "", session.Errorf(session.EINVALID, "staff %d is deactivated", id)
 	}
-	return st.DisplayName, nil
+	return e.name, nil
+}
+
+// forget drops what is known of a staff member, after a change on this node.
+func (d *staffDirectory) forget(shopID, id int64) {
+	d.mu.Lock()
+	delete(d.names, [2]int64{shopID, id})
+	d.mu.Unlock()
 }
 
 func (a *App) selfInfo() nodeInfo {
@@ -285,6 +324,10 @@ func (a *App) Start() error {
 	}
 	a.publicURL = strings.TrimRight(a.publicURL, "/")
 	a.server = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if err := a.serveDebug(); err != nil {
+		ln.Close()
+		return fmt.Errorf("debug-addr: %w", err)
+	}
 	if err := a.openSearch(context.Background()); err != nil {
 		ln.Close()
 		return fmt.Errorf("search index: %w", err)
@@ -482,6 +525,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 			a.log.Warn("store scheduler", "err", err)
 		}
 		a.closeSearch()
+		a.closeDebug()
 		a.bg.Wait()
 		if a.nodes != nil { // a heartbeat that was under way may have registered it again
 			_ = a.nodes.deregister(ctx, a.nodeID)
@@ -506,6 +550,7 @@ func (a *App) Kill() {
 		}
 		_ = a.scheduler.Stop(context.Background())
 		a.closeSearch()
+		a.closeDebug()
 		a.bg.Wait()
 		a.closeBackends()
 	})

@@ -45,6 +45,7 @@ type Config struct {
 	IndexSchedule   string
 	ESURL           string
 	ESAnalyzer      string
+	DebugAddr       string
 }
 
 // setting describes one configuration entry for flags, the environment and the README.
@@ -88,6 +89,7 @@ func (c *Config) settings() []setting {
 		{"frame-rate", "frames per second allowed per connection (bursts of twice that)", &c.FrameRate, "200"},
 		{"log-level", "debug, info, warn or error", &c.LogLevel, "info"},
 		{"log-format", "text or json", &c.LogFormat, "text"},
+		{"debug-addr", "address for Go's profiling handlers (/debug/pprof/); keep it on loopback (empty: off)", &c.DebugAddr, ""},
 		{"bcrypt-cost", "bcrypt cost of new password hashes (4-31)", &c.BcryptCost, "10"},
 	}
 }

@@ -93,6 +93,7 @@ func (a *App) agentStatusChanged(ctx context.Context, shopID, staffID int64, st 
 // agentChanged tells the engine that a staff member's settings changed (capacity, groups, skills,
 // active): more room may serve the queue at once.
 func (a *App) agentChanged(c *gin.Context, shopID, staffID int64) {
+	a.staffNames.forget(shopID, staffID)
 	if err := a.routing.AgentChanged(c.Request.Context(), shopID, staffID); err != nil {
 		a.log.Warn("routing: agent changed", "staff", staffID, "err", err)
 	}

@@ -40,7 +40,8 @@ func (b *benchSessions) Sessions(context.Context, session.SessionFilter) ([]sess
 	return nil, nil
 }
 
-func (b *benchSessions) AssignTo(_ context.Context, _, sessionID, agentID int64, by string) (*session.Session, error) {
+func (b *benchSessions) AssignTo(_ context.Context, cur *session.Session, agentID int64, by string) (*session.Session, error) {
+	sessionID := cur.ID
 	v, ok := b.byID.Load(sessionID)
 	if !ok {
 		return nil, session.Errorf(session.ENOTFOUND, "session %d not found", sessionID)

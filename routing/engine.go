@@ -20,9 +20,9 @@ type Sessions interface {
 	Session(ctx context.Context, id int64) (*session.Session, error)
 	// Sessions lists sessions by filter, newest first.
 	Sessions(ctx context.Context, f session.SessionFilter) ([]session.Session, error)
-	// AssignTo gives a live session of shop to agentID, records by, tells both sides; ECONFLICT when
-	// the session closed meanwhile.
-	AssignTo(ctx context.Context, shopID, sessionID, agentID int64, by string) (*session.Session, error)
+	// AssignTo gives the live session s (as the engine last read it: its shop and id say which one)
+	// to agentID, records by, tells both sides; ECONFLICT when the session closed meanwhile.
+	AssignTo(ctx context.Context, s *session.Session, agentID int64, by string) (*session.Session, error)
 	// FirstMessage returns the text of the buyer's first message of the session, "" when it has none.
 	FirstMessage(ctx context.Context, s *session.Session) (string, error)
 }
@@ -67,6 +67,8 @@ type Config struct {
 	PresenceTimeout time.Duration
 	// DrainBatch is how many queued sessions one drain looks at.
 	DrainBatch int
+	// DrainParallel is how many of a drain's claims and assignments run at once.
+	DrainParallel int
 	// ReconcileEvery is how often Tick rebuilds a shop's queue from the sessions table.
 	ReconcileEvery time.Duration
 	// TraceBuffer is the capacity of the trace channel; traces beyond it are dropped and counted.
@@ -86,7 +88,7 @@ type Config struct {
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
-	return Config{CacheTTL: time.Second, LoadCacheTTL: 200 * time.Millisecond, OfflineGrace: time.Minute, DrainBatch: 100, ReconcileEvery: time.Minute,
+	return Config{CacheTTL: time.Second, LoadCacheTTL: 200 * time.Millisecond, OfflineGrace: time.Minute, DrainBatch: 100, DrainParallel: 8, ReconcileEvery: time.Minute,
 		TraceBuffer: 16384, FlushEvery: 250 * time.Millisecond, ETAWindow: 32, Now: time.Now, Logger: slog.Default()}
 }
 
@@ -156,6 +158,9 @@ func New(p Ports, cfg Config) (*Engine, error) {
 	}
 	if cfg.OfflineGrace <= 0 {
 		cfg.OfflineGrace = d.OfflineGrace
+	}
+	if cfg.DrainParallel <= 0 {
+		cfg.DrainParallel = d.DrainParallel
 	}
 	if cfg.DrainBatch <= 0 {
 		cfg.DrainBatch = d.DrainBatch

@@ -579,11 +579,24 @@ func TestFailedRoutingLeavesNothingBehind(t *testing.T) {
 	h.tick(time.Second)
 	wantAgent(t, h.sess.get(s.ID), 141)
 
-	// Recorded, then the caller's deadline: the assignment stands and keeps its slot.
-	h.sess.failAfter = func(*session.Session, int64) error { return context.DeadlineExceeded }
+	// Recorded, then the caller's deadline: the assignment stands, keeps its slot, and is announced
+	// once by a second AssignTo (the first told nobody).
+	timeouts := 0
+	h.sess.failAfter = func(*session.Session, int64) error {
+		if timeouts++; timeouts == 1 {
+			return context.DeadlineExceeded
+		}
+		return nil
+	}
 	s2 := h.open(1, unknown)
 	h.sess.failAfter = nil
 	wantAgent(t, s2, 141)
+	h.sess.mu.Lock()
+	told := h.sess.told[s2.ID]
+	h.sess.mu.Unlock()
+	if timeouts != 2 || told != 1 {
+		t.Fatalf("the assignment recorded before a timeout must be announced once: %d calls, %d announced", timeouts, told)
+	}
 	if hd, held, _ := h.slots.Held(h.ctx, 1, s2.ID); !held || hd.AgentID != 141 {
 		t.Fatalf("the recorded assignment lost its slot: %+v %v", hd, held)
 	}
@@ -846,5 +859,56 @@ func TestQueuedHook(t *testing.T) {
 	wantAgent(t, s1, 161)
 	if len(told) != 1 || told[0] != s2.ID {
 		t.Fatalf("told of %v, want only %d", told, s2.ID)
+	}
+}
+
+// TestDrainServesABigQueue: a queue longer than the room drains in parallel into exactly the room
+// there is, in queue order, in memory and on Redis; the rest keeps its order.
+func TestDrainServesABigQueue(t *testing.T) {
+	for _, mode := range []string{"memory", "redis"} {
+		t.Run(mode, func(t *testing.T) {
+			var h *harness
+			if mode == "memory" {
+				h = newMemoryHarness(t)
+			} else {
+				rdb, prefix := testdb.Redis(t)
+				h = newHarness(t, NewRedisSlots(rdb, prefix), NewRedisQueue(rdb, prefix))
+			}
+			const agents, capacity, extra = 12, 3, 9
+			for id := int64(1); id <= agents; id++ {
+				h.agent(1, 500+id, agent.StatusOffline, capacity)
+			}
+			h.publish(1, rules.RuleSet{Default: rules.Rule{Name: "all", Target: `agent.status == "online"`}})
+			var waiting []session.Session
+			for i := 0; i < agents*capacity+extra; i++ {
+				h.clock.Add(time.Millisecond)
+				waiting = append(waiting, h.open(1, unknown))
+			}
+			for id := int64(1); id <= agents; id++ {
+				h.dir.update(1, 500+id, func(st *agent.Staff) { st.Status = agent.StatusOnline })
+			}
+			h.eng.invalidate(1)
+			h.tick(time.Second)
+			for i, s := range waiting {
+				got := h.sess.get(s.ID)
+				if i < agents*capacity && got.State != session.StateOpen {
+					t.Fatalf("session %d (#%d in line) is %s: the room was for the first %d", s.ID, i, got.State, agents*capacity)
+				}
+				if i >= agents*capacity {
+					if pos, _, _, _ := h.eng.Position(h.ctx, 1, s.ID); got.State != session.StateQueued || pos != i-agents*capacity+1 {
+						t.Fatalf("session %d (#%d in line) is %s at %d; want queued at %d", s.ID, i, got.State, pos, i-agents*capacity+1)
+					}
+				}
+			}
+			for id := int64(1); id <= agents; id++ {
+				if n := h.load(1, 500+id); n != capacity {
+					t.Fatalf("agent %d holds %d, want %d", 500+id, n, capacity)
+				}
+			}
+			log, _ := h.slots.ClaimLog(h.ctx, 1)
+			if r := ReplayClaims(log); r.OverCapacity != 0 || r.MaxLoad != capacity || r.Mismatches != 0 {
+				t.Fatalf("replay %+v", r)
+			}
+		})
 	}
 }

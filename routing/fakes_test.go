@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -136,6 +137,8 @@ type fakeSessions struct {
 	// failAfter, when set, makes AssignTo record the assignment and then fail with its error, as a
 	// timeout after the store's commit would.
 	failAfter func(s *session.Session, agentID int64) error
+	// told counts, per session, the assignments AssignTo reported done: the ones both sides hear of.
+	told map[int64]int
 }
 
 func newFakeSessions(c *clock) *fakeSessions {
@@ -159,7 +162,8 @@ func (f *fakeSessions) Sessions(_ context.Context, flt session.SessionFilter) ([
 	var out []session.Session
 	for _, s := range f.byID {
 		if s.ShopID != flt.ShopID || (flt.ConversationID != 0 && s.ConversationID != flt.ConversationID) ||
-			(flt.AgentID != 0 && s.AgentID != flt.AgentID) || (flt.BeforeID > 0 && s.ID >= flt.BeforeID) {
+			(flt.AgentID != 0 && s.AgentID != flt.AgentID) || (flt.BeforeID > 0 && s.ID >= flt.BeforeID) ||
+			(len(flt.IDs) > 0 && !slices.Contains(flt.IDs, s.ID)) {
 			continue
 		}
 		if len(flt.States) > 0 {
@@ -180,7 +184,8 @@ func (f *fakeSessions) Sessions(_ context.Context, flt session.SessionFilter) ([
 	return out, nil
 }
 
-func (f *fakeSessions) AssignTo(_ context.Context, shopID, sessionID, agentID int64, by string) (*session.Session, error) {
+func (f *fakeSessions) AssignTo(_ context.Context, cur *session.Session, agentID int64, by string) (*session.Session, error) {
+	shopID, sessionID := cur.ShopID, cur.ID
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.byID[sessionID]
@@ -206,6 +211,10 @@ func (f *fakeSessions) AssignTo(_ context.Context, shopID, sessionID, agentID in
 			return nil, err
 		}
 	}
+	if f.told == nil {
+		f.told = map[int64]int{}
+	}
+	f.told[sessionID]++
 	return &cp, nil
 }
 

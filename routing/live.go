@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shopdesk/shopdesk/agent"
+	"github.com/shopdesk/shopdesk/rules"
 	"github.com/shopdesk/shopdesk/session"
 )
 
@@ -197,7 +199,7 @@ func (e *Engine) commit(ctx context.Context, sh *shopState, d *decision, s *sess
 		if !hadPrev || moved {
 			sh.adjustLoad(st.ID, d.weight)
 		}
-		if _, err := e.p.Sessions.AssignTo(ctx, s.ShopID, s.ID, st.ID, by); err != nil {
+		if _, err := e.p.Sessions.AssignTo(ctx, s, st.ID, by); err != nil {
 			// The claim must be undone, or kept, whatever became of ctx.
 			uctx, cancel := session.AfterCommit(ctx)
 			defer cancel()
@@ -208,8 +210,12 @@ func (e *Engine) commit(ctx context.Context, sh *shopState, d *decision, s *sess
 				closed = gerr != nil || cur.State == session.StateClosed
 			} else if !closed {
 				// A timeout may come after the store recorded the assignment: then it stands, and so
-				// does its claim.
+				// does its claim; but nobody has been told, so it is announced again (AssignTo is
+				// idempotent for the same agent), on a deadline of its own.
 				if cur, gerr := e.p.Sessions.Session(uctx, s.ID); gerr == nil && cur.State == session.StateOpen && cur.AgentID == st.ID {
+					if _, aerr := e.p.Sessions.AssignTo(uctx, cur, st.ID, by); aerr != nil {
+						e.cfg.Logger.Warn("announce an assignment recorded before a timeout", "session", s.ID, "agent", st.ID, "err", aerr)
+					}
 					e.noteAssigned(sh, d, st.ID, now)
 					d.tr.Outcome, d.tr.AgentID = OutcomeAssigned, st.ID
 					return st.ID, nil
@@ -284,6 +290,11 @@ func (e *Engine) push(ctx context.Context, sh *shopState, sessionID int64, prior
 // drain assigns the shop's queued sessions, in queue order, to eligible agents with room. With tick,
 // it also moves escalated sessions to their new rule's priority even when no one has room.
 //
+// Decisions are made one after the other, in queue order, each seeing the units the ones before it
+// are about to take; the claims and assignments that follow (round trips to Slots and the session
+// store) run DrainParallel at a time. A claim that finds its agent full moves on to the decision's next
+// candidate, and a session none of them can take goes back to the queue in its place.
+//
 // A drain after a release is skipped while this node saw the queue empty less than CacheTTL ago and
 // has queued nothing since: a session another node queued meanwhile waits for the next drain after
 // that, or for Tick.
@@ -331,18 +342,22 @@ func (e *Engine) drain(ctx context.Context, shopID int64, now time.Time, tick bo
 	if !hasRoom && !tick {
 		return 0, nil
 	}
-	assigned := 0
+	sessions, err := e.queuedSessions(ctx, shopID, entries)
+	if err != nil {
+		return 0, err
+	}
+	w := &drainWork{sem: make(chan struct{}, e.cfg.DrainParallel)}
 	// full remembers, within this drain, the rules (and weights) whose group had no one with room: a
 	// plain group target gives every session of the rule the same agents.
 	full := map[[2]int]bool{}
 	for _, en := range entries {
-		s, err := e.p.Sessions.Session(ctx, en.SessionID)
-		if err != nil && errorCode(err) != session.ENOTFOUND {
-			return assigned, err
+		if w.failed() {
+			break
 		}
-		if err != nil || s.ShopID != shopID || s.State == session.StateClosed {
+		s := sessions[en.SessionID]
+		if s == nil || s.State == session.StateClosed {
 			if _, err := e.p.Queue.Remove(ctx, shopID, en.SessionID); err != nil {
-				return assigned, err
+				w.fail(err)
 			}
 			continue
 		}
@@ -352,7 +367,7 @@ func (e *Engine) drain(ctx context.Context, shopID int64, now time.Time, tick bo
 			// A re-route: the session waits with its agent, who went away. Back, they keep it.
 			if i, ok := snap.byID[s.AgentID]; ok && (snap.reason[i] < 0 || snap.reason[i] == fBusy) {
 				if _, err := e.p.Queue.Remove(ctx, shopID, s.ID); err != nil {
-					return assigned, err
+					w.fail(err)
 				}
 				continue
 			}
@@ -361,90 +376,178 @@ func (e *Engine) drain(ctx context.Context, shopID int64, now time.Time, tick bo
 		waited := now.Sub(en.EnqueuedAt)
 		env, err := e.sessionEnv(ctx, sh, snap, s, now, cv, rs.shadow)
 		if err != nil {
-			return assigned, err
-		}
-		if !hasRoom {
-			idx, _, _ := cv.resolve(env, waited.Seconds())
-			if p := cv.set.Rule(idx).Priority(); p != en.Priority {
-				if err := e.push(ctx, sh, s.ID, p, en.EnqueuedAt); err != nil {
-					return assigned, err
-				}
-			}
-			continue
+			w.fail(err)
+			break
 		}
 		idx, _, _ := cv.resolve(env, waited.Seconds())
-		memo := [2]int{idx, 0}
-		if w, err := cv.set.Rule(idx).Weight(env); err == nil && cv.facts(idx).group != "" && exclude == nil {
-			memo[1] = w
+		// requeue moves the session to prio when its (escalated) rule has another priority.
+		requeue := func(prio int) bool {
+			if prio == en.Priority {
+				return true
+			}
+			if err := e.push(ctx, sh, s.ID, prio, en.EnqueuedAt); err != nil {
+				w.fail(err)
+				return false
+			}
+			return true
 		}
-		if memo[1] > 0 && full[memo] {
-			if p := cv.set.Rule(idx).Priority(); p != en.Priority {
-				if err := e.push(ctx, sh, s.ID, p, en.EnqueuedAt); err != nil {
-					return assigned, err
-				}
+		if !hasRoom {
+			if !requeue(cv.set.Rule(idx).Priority()) {
+				break
 			}
 			continue
 		}
-		d, err := e.decide(ctx, sh, snap, cv, env, decideOpts{cause: cause, exclude: exclude, waited: waited, session: s, fresh: true, now: now})
+		memo := [2]int{idx, 0}
+		if wt, err := cv.set.Rule(idx).Weight(env); err == nil && cv.facts(idx).group != "" && exclude == nil {
+			memo[1] = wt
+		}
+		if memo[1] > 0 && full[memo] {
+			if !requeue(cv.set.Rule(idx).Priority()) {
+				break
+			}
+			continue
+		}
+		d, err := e.decide(ctx, sh, snap, cv, env, decideOpts{cause: cause, exclude: exclude, waited: waited, session: s, now: now})
 		if err != nil {
-			return assigned, err
+			w.fail(err)
+			break
 		}
 		if d.tr.Escalations > 0 && cause == CauseQueue {
 			d.tr.Cause = CauseEscalate
 		}
-		prio := d.rule.Priority()
 		if len(d.cands) == 0 {
 			if memo[1] > 0 {
 				full[memo] = true
 			}
-			if prio != en.Priority {
-				if err := e.push(ctx, sh, s.ID, prio, en.EnqueuedAt); err != nil {
-					return assigned, err
-				}
+			if !requeue(d.rule.Priority()) {
+				break
 			}
 			continue
 		}
-		// Take the session out of the queue first: of two drains, only one gets it.
-		if removed, err := e.p.Queue.Remove(ctx, shopID, s.ID); err != nil || !removed {
-			if err != nil {
-				return assigned, err
-			}
-			continue
-		}
-		shadow := e.shadowRun(ctx, sh, snap, rs, env, d, s, routeOpts{cause: cause, exclude: exclude, waited: waited, now: now})
-		agentID, err := e.commit(ctx, sh, d, s, by, now)
-		switch {
-		case errors.Is(err, errClosed):
-			d.tr.Outcome = OutcomeClosed
-			e.emit(record{trace: d.tr})
-			continue
-		case err != nil || agentID == 0:
-			if perr := e.push(ctx, sh, s.ID, prio, en.EnqueuedAt); perr != nil && err == nil {
-				err = perr
-			}
-			if err != nil {
-				return assigned, err
-			}
-			continue
-		}
-		assigned++
-		if cause == CauseReroute {
-			e.stats.rerouted.Add(1)
-		}
-		sh.mu.Lock()
-		sh.eta.add(e.cfg.ETAWindow, now, waited)
-		sh.mu.Unlock()
-		e.emit(record{trace: d.tr, shadow: shadowResult(d, shadow)})
+		// The first candidate's units count as taken for the decisions that follow, until the commit
+		// is done (and has counted whatever it really took).
+		first := snap.staff[d.cands[0].i].ID
+		sh.adjustLoad(first, d.weight)
 		for k, id := range snap.onlineIDs {
-			if id == agentID {
+			if id == first {
 				loads[k] += d.weight
 			}
 		}
+		o := routeOpts{cause: cause, exclude: exclude, waited: waited, by: by, enqueuedAt: en.EnqueuedAt, now: now}
+		w.start(func() {
+			defer sh.adjustLoad(first, -d.weight)
+			e.serveQueued(ctx, sh, snap, rs, env, d, s, o, w)
+		})
 		if hasRoom = roomy(); !hasRoom && !tick {
 			break
 		}
 	}
-	return assigned, nil
+	return w.wait()
+}
+
+// queuedSessions reads the sessions of a page of the queue at once; a session of another shop is left
+// out, as if it did not exist.
+func (e *Engine) queuedSessions(ctx context.Context, shopID int64, entries []QueueEntry) (map[int64]*session.Session, error) {
+	ids := make([]int64, len(entries))
+	for k, en := range entries {
+		ids[k] = en.SessionID
+	}
+	list, err := e.p.Sessions.Sessions(ctx, session.SessionFilter{ShopID: shopID, IDs: ids, Limit: len(ids)})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]*session.Session, len(list))
+	for k := range list {
+		out[list[k].ID] = &list[k]
+	}
+	return out, nil
+}
+
+// serveQueued takes a decided session out of the queue, claims and assigns it (see commit), and puts it
+// back in the queue, with its rule's priority, when no candidate could take it.
+func (e *Engine) serveQueued(ctx context.Context, sh *shopState, snap *snapshot, rs *shopRules, env *rules.Session, d *decision, s *session.Session, o routeOpts, w *drainWork) {
+	// Take the session out of the queue first: of two drains, only one gets it.
+	if removed, err := e.p.Queue.Remove(ctx, sh.id, s.ID); err != nil || !removed {
+		w.fail(err)
+		return
+	}
+	shadow := e.shadowRun(ctx, sh, snap, rs, env, d, s, o)
+	agentID, err := e.commit(ctx, sh, d, s, o.by, o.now)
+	switch {
+	case errors.Is(err, errClosed):
+		d.tr.Outcome = OutcomeClosed
+		e.emit(record{trace: d.tr})
+		return
+	case err != nil || agentID == 0:
+		if perr := e.push(ctx, sh, s.ID, d.rule.Priority(), o.enqueuedAt); perr != nil && err == nil {
+			err = perr
+		}
+		w.fail(err)
+		return
+	}
+	w.done()
+	if o.cause == CauseReroute {
+		e.stats.rerouted.Add(1)
+	}
+	sh.mu.Lock()
+	sh.eta.add(e.cfg.ETAWindow, o.now, o.waited)
+	sh.mu.Unlock()
+	e.emit(record{trace: d.tr, shadow: shadowResult(d, shadow)})
+}
+
+// drainWork runs a drain's commits, a bounded number at a time, and gathers their outcome.
+type drainWork struct {
+	sem      chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	assigned int
+	err      error
+}
+
+// start runs f on a goroutine of its own once fewer than the bound are running.
+func (w *drainWork) start(f func()) {
+	w.sem <- struct{}{}
+	w.wg.Add(1)
+	go func() {
+		defer func() {
+			<-w.sem
+			w.wg.Done()
+		}()
+		f()
+	}()
+}
+
+// done counts an assignment.
+func (w *drainWork) done() {
+	w.mu.Lock()
+	w.assigned++
+	w.mu.Unlock()
+}
+
+// fail records the drain's first error; nil is ignored.
+func (w *drainWork) fail(err error) {
+	if err == nil {
+		return
+	}
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+}
+
+func (w *drainWork) failed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err != nil
+}
+
+// wait waits for every commit started and returns how many assigned and the first error.
+func (w *drainWork) wait() (int, error) {
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.assigned, w.err
 }
 
 // Tick does the engine's timed work for every shop at now: it drains queues (and escalates the

@@ -223,7 +223,7 @@ func (e *Engine) Assign(ctx context.Context, shopID, sessionID, agentID, by int6
 		}
 		sh.adjustLoad(agentID, units)
 	}
-	if _, err := e.p.Sessions.AssignTo(ctx, shopID, sessionID, agentID, AssignedByManual); err != nil {
+	if _, err := e.p.Sessions.AssignTo(ctx, s, agentID, AssignedByManual); err != nil {
 		e.undoClaim(ctx, sh, snap, s, agentID, prev, hadPrev, errorCode(err) != session.ECONFLICT)
 		return nil, err
 	}

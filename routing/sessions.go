@@ -23,9 +23,9 @@ func (p SessionPort) Sessions(ctx context.Context, f session.SessionFilter) ([]s
 	return p.Service.Store.Sessions(ctx, f)
 }
 
-// AssignTo gives the session to the agent through session.Service.AssignTo.
-func (p SessionPort) AssignTo(ctx context.Context, shopID, sessionID, agentID int64, by string) (*session.Session, error) {
-	return p.Service.AssignTo(ctx, shopID, sessionID, agentID, by)
+// AssignTo gives the session to the agent through session.Service.AssignFrom.
+func (p SessionPort) AssignTo(ctx context.Context, s *session.Session, agentID int64, by string) (*session.Session, error) {
+	return p.Service.AssignFrom(ctx, s, agentID, by)
 }
 
 // FirstMessage returns the text of the message that opened the session, "" when it is not text.

@@ -108,7 +108,7 @@ func BenchmarkServiceSend(b *testing.B) {
 		}
 		ss, _, err := store.OpenSession(ctx, conv, 1, time.Now())
 		if err == nil {
-			_, err = store.AssignSession(ctx, ss.ID, 1, "manual", time.Now())
+			_, err = store.AssignSession(ctx, ss, 1, "manual", time.Now())
 		}
 		if err != nil {
 			b.Fatal(err)

@@ -355,7 +355,7 @@ func (s *Service) appendSystem(ctx context.Context, conv *Conversation, live *Se
 }
 
 // afterSend opens a session on a buyer's first message and records activity and first response.
-func (s *Service) afterSend(ctx context.Context, c Caller, conv *Conversation, live *Session, m Message) *Session {
+func (s *Service) afterSend(ctx context.Context, c Caller, conv *Conversation, live *Session, m Message) {
 	if c.Kind == PartyBuyer && live == nil {
 		// The message is stored and acknowledged: the session it opens must follow, even when the
 		// caller's deadline passes now (else the buyer waits unseen until their next message).
@@ -364,14 +364,15 @@ func (s *Service) afterSend(ctx context.Context, c Caller, conv *Conversation, l
 		full, err := s.Store.Conversation(ctx, conv.ID) // the entry context may have changed
 		if err != nil {
 			s.logger().Warn("open session: load conversation", "conversation", conv.ID, "err", err)
-			return nil
+			return
 		}
 		opened, created, err := s.Store.OpenSession(ctx, full, m.Seq, m.CreatedAt)
 		if err != nil {
 			s.logger().Warn("open session", "conversation", conv.ID, "err", err)
-			return nil
+			return
 		}
 		s.setLive(conv.ID, opened, m.CreatedAt)
+		// The router's assignment, if any, updates the cached live session (AssignTo).
 		if created {
 			s.sessionChanged(ctx, opened, "opened")
 			if s.Router != nil {
@@ -379,15 +380,11 @@ func (s *Service) afterSend(ctx context.Context, c Caller, conv *Conversation, l
 					s.logger().Warn("route session", "session", opened.ID, "err", err)
 				}
 			}
-			if again, err := s.Store.LiveSession(ctx, conv.ID); err == nil && again != nil {
-				s.setLive(conv.ID, again, m.CreatedAt)
-				return again
-			}
 		}
-		return opened
+		return
 	}
 	if live == nil {
-		return nil
+		return
 	}
 	first := c.Kind == PartyStaff && live.FirstResponseAt == nil && live.AgentID == c.ID
 	s.mu.Lock()
@@ -407,10 +404,8 @@ func (s *Service) afterSend(ctx context.Context, c Caller, conv *Conversation, l
 			cp := *live
 			cp.FirstResponseAt = &t
 			s.setLive(conv.ID, &cp, m.CreatedAt)
-			live = &cp
 		}
 	}
-	return live
 }
 
 // deliver pushes the message to every device of both sides; each reader's copy carries their unread
@@ -672,13 +667,20 @@ func (s *Service) AssignTo(ctx context.Context, shopID, sessionID, agentID int64
 	if ss.ShopID != shopID {
 		return nil, Errorf(ENOTFOUND, "session %d not found", sessionID)
 	}
-	name, err := s.Directory.StaffName(ctx, shopID, agentID)
+	return s.AssignFrom(ctx, ss, agentID, by)
+}
+
+// AssignFrom is AssignTo for a caller that has just read the session: cur, whose shop and id say
+// which session it is. When the row changed since, the assignment still applies to what it is now
+// (ECONFLICT if it closed).
+func (s *Service) AssignFrom(ctx context.Context, cur *Session, agentID int64, by string) (*Session, error) {
+	name, err := s.Directory.StaffName(ctx, cur.ShopID, agentID)
 	if err != nil {
 		return nil, err
 	}
-	prev := ss.AgentID
+	prev := cur.AgentID
 	now := s.now()
-	ss, err = s.Store.AssignSession(ctx, sessionID, agentID, by, now)
+	ss, err := s.Store.AssignSession(ctx, cur, agentID, by, now)
 	if err != nil {
 		return nil, err
 	}
@@ -735,7 +737,7 @@ func (s *Service) Close(ctx context.Context, c Caller, sessionID int64, outcome 
 
 func (s *Service) close(ctx context.Context, ss *Session, by, outcome string) (*Session, error) {
 	now := s.now()
-	closed, err := s.Store.CloseSession(ctx, ss.ID, by, outcome, now)
+	closed, err := s.Store.CloseSession(ctx, ss, by, outcome, now)
 	if err != nil {
 		return nil, err
 	}

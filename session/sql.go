@@ -109,10 +109,9 @@ type sessionRow struct {
 func (sessionRow) TableName() string { return "service_sessions" }
 
 // OpenSession opens a session in conversation c unless one is already live, which it returns instead.
+// The unique open_key, not a read first, finds the live one: a buyer's first message (the usual
+// case) then costs one statement.
 func (s *Store) OpenSession(ctx context.Context, c *Conversation, firstSeq int64, at time.Time) (*Session, bool, error) {
-	if live, err := s.LiveSession(ctx, c.ID); err != nil || live != nil {
-		return live, false, err
-	}
 	key := c.ID
 	row := sessionRow{Session: Session{
 		ConversationID: c.ID, ShopID: c.ShopID, BuyerID: c.BuyerID, Kind: c.Context.Kind(), Context: c.Context,
@@ -164,7 +163,9 @@ type SessionFilter struct {
 	// BeforeID, when set, lists only sessions with a smaller id: the next page after a page whose
 	// last session had that id.
 	BeforeID int64
-	Limit    int
+	// IDs, when set, lists only these sessions (of ShopID).
+	IDs   []int64
+	Limit int
 }
 
 // Sessions lists sessions, newest first.
@@ -182,6 +183,9 @@ func (s *Store) Sessions(ctx context.Context, f SessionFilter) ([]Session, error
 	if f.BeforeID > 0 {
 		q = q.Where("id < ?", f.BeforeID)
 	}
+	if len(f.IDs) > 0 {
+		q = q.Where("id IN ?", f.IDs)
+	}
 	limit := f.Limit
 	if limit <= 0 || limit > 500 {
 		limit = 100
@@ -193,36 +197,66 @@ func (s *Store) Sessions(ctx context.Context, f SessionFilter) ([]Session, error
 	return out, nil
 }
 
-// AssignSession sets the session's agent if it is still live; ECONFLICT if it closed meanwhile.
-func (s *Store) AssignSession(ctx context.Context, id, agentID int64, by string, at time.Time) (*Session, error) {
-	res := s.db.WithContext(ctx).Model(&Session{}).Where("id = ? AND state <> ?", id, StateClosed).
-		Updates(map[string]any{"agent_id": agentID, "assigned_by": by, "assigned_at": at, "state": StateOpen})
+// AssignSession sets the session's agent if it is still live; ECONFLICT if it closed meanwhile. cur
+// is the session as the caller last read it: when the row still has cur's state and agent, the
+// assigned copy of cur is returned without reading the row again.
+func (s *Store) AssignSession(ctx context.Context, cur *Session, agentID int64, by string, at time.Time) (*Session, error) {
+	at = at.UTC().Truncate(time.Microsecond) // the columns' precision, so the copy equals a read
+	set := map[string]any{"agent_id": agentID, "assigned_by": by, "assigned_at": at, "state": StateOpen}
+	res := s.db.WithContext(ctx).Model(&Session{}).Where("id = ? AND state = ? AND agent_id = ?", cur.ID, cur.State, cur.AgentID).Updates(set)
+	if res.Error != nil {
+		return nil, unavailable(res.Error, "assign session")
+	}
+	if res.RowsAffected == 1 && cur.State != StateClosed {
+		out := *cur
+		out.AgentID, out.AssignedBy, out.State = agentID, by, StateOpen
+		out.AssignedAt = &at
+		return &out, nil
+	}
+	// The row changed since cur was read: assign whatever live session it is now.
+	res = s.db.WithContext(ctx).Model(&Session{}).Where("id = ? AND state <> ?", cur.ID, StateClosed).Updates(set)
 	if res.Error != nil {
 		return nil, unavailable(res.Error, "assign session")
 	}
 	if res.RowsAffected == 0 {
-		if _, err := s.Session(ctx, id); err != nil {
+		if _, err := s.Session(ctx, cur.ID); err != nil {
 			return nil, err
 		}
-		return nil, Errorf(ECONFLICT, "session %d is closed", id)
+		return nil, Errorf(ECONFLICT, "session %d is closed", cur.ID)
 	}
-	return s.Session(ctx, id)
+	return s.Session(ctx, cur.ID)
 }
 
 // CloseSession closes the session if it is live and returns it; ECONFLICT if it was already closed.
-func (s *Store) CloseSession(ctx context.Context, id int64, by, outcome string, at time.Time) (*Session, error) {
-	res := s.db.WithContext(ctx).Model(&sessionRow{}).Where("id = ? AND state <> ?", id, StateClosed).
-		Updates(map[string]any{"state": StateClosed, "closed_at": at, "closed_by": by, "outcome": outcome, "open_key": nil})
+// cur is the session as the caller last read it: when the row still has cur's state and agent, the
+// closed copy of cur is returned without reading the row again.
+func (s *Store) CloseSession(ctx context.Context, cur *Session, by, outcome string, at time.Time) (*Session, error) {
+	at = at.UTC().Truncate(time.Microsecond) // the columns' precision, so the copy equals a read
+	set := map[string]any{"state": StateClosed, "closed_at": at, "closed_by": by, "outcome": outcome, "open_key": nil}
+	if cur.State != StateClosed {
+		res := s.db.WithContext(ctx).Model(&sessionRow{}).Where("id = ? AND state = ? AND agent_id = ?", cur.ID, cur.State, cur.AgentID).Updates(set)
+		if res.Error != nil {
+			return nil, unavailable(res.Error, "close session")
+		}
+		if res.RowsAffected == 1 {
+			out := *cur
+			out.State, out.ClosedBy, out.Outcome = StateClosed, by, outcome
+			out.ClosedAt = &at
+			return &out, nil
+		}
+	}
+	// The row changed since cur was read (or cur was already closed): close whatever it is now.
+	res := s.db.WithContext(ctx).Model(&sessionRow{}).Where("id = ? AND state <> ?", cur.ID, StateClosed).Updates(set)
 	if res.Error != nil {
 		return nil, unavailable(res.Error, "close session")
 	}
 	if res.RowsAffected == 0 {
-		if _, err := s.Session(ctx, id); err != nil {
+		if _, err := s.Session(ctx, cur.ID); err != nil {
 			return nil, err
 		}
-		return nil, Errorf(ECONFLICT, "session %d is already closed", id)
+		return nil, Errorf(ECONFLICT, "session %d is already closed", cur.ID)
 	}
-	return s.Session(ctx, id)
+	return s.Session(ctx, cur.ID)
 }
 
 // RateSession records the buyer's rating of a closed session, once: ECONFLICT when the session is

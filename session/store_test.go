@@ -65,9 +65,17 @@ func TestStoreConformance(t *testing.T) {
 				if err != nil || created || again.ID != s1.ID {
 					t.Fatalf("second open must return the live session: %+v %v %v", again, created, err)
 				}
-				a, err := st.AssignSession(ctx, s1.ID, 42, "manual", now)
-				if err != nil || a.AgentID != 42 || a.State != StateOpen || a.AssignedBy != "manual" || a.AssignedAt == nil {
+				a, err := st.AssignSession(ctx, s1, 41, "manual", now)
+				if err != nil || a.AgentID != 41 || a.State != StateOpen || a.AssignedBy != "manual" || a.AssignedAt == nil {
 					t.Fatalf("assign: %+v %v", a, err)
+				}
+				if read, err := st.Session(ctx, s1.ID); err != nil || read.AgentID != 41 || !read.AssignedAt.Equal(*a.AssignedAt) || read.State != StateOpen {
+					t.Fatalf("the assigned copy differs from the row: %+v, read %+v %v", a, read, err)
+				}
+				// s1 is stale now (queued, no agent): the row is assigned all the same, and read back.
+				a, err = st.AssignSession(ctx, s1, 42, "manual", now)
+				if err != nil || a.AgentID != 42 || a.State != StateOpen || a.AssignedAt == nil {
+					t.Fatalf("assign from a stale copy: %+v %v", a, err)
 				}
 				if err := st.MarkActivity(ctx, s1.ID, now.Add(time.Second), true); err != nil {
 					t.Fatal(err)
@@ -87,14 +95,21 @@ func TestStoreConformance(t *testing.T) {
 				if err != nil || len(idle) != 1 {
 					t.Fatalf("idle: %+v %v", idle, err)
 				}
-				closed, err := st.CloseSession(ctx, s1.ID, "staff", "answered", now.Add(2*time.Second))
-				if err != nil || closed.State != StateClosed || closed.Outcome != "answered" || closed.ClosedAt == nil {
+				closed, err := st.CloseSession(ctx, a, "staff", "answered", now.Add(2*time.Second))
+				if err != nil || closed.State != StateClosed || closed.Outcome != "answered" || closed.ClosedAt == nil || closed.AgentID != 42 {
 					t.Fatalf("close: %+v %v", closed, err)
 				}
-				if _, err := st.CloseSession(ctx, s1.ID, "staff", "again", now); ErrorCode(err) != ECONFLICT {
+				if read, err := st.Session(ctx, s1.ID); err != nil || read.State != StateClosed || !read.ClosedAt.Equal(*closed.ClosedAt) || read.ClosedBy != "staff" {
+					t.Fatalf("the closed copy differs from the row: %+v, read %+v %v", closed, read, err)
+				}
+				// Closing again, from the closed copy or from a stale open one, is a conflict.
+				if _, err := st.CloseSession(ctx, closed, "staff", "again", now); ErrorCode(err) != ECONFLICT {
 					t.Fatalf("second close: %v", err)
 				}
-				if _, err := st.AssignSession(ctx, s1.ID, 43, "manual", now); ErrorCode(err) != ECONFLICT {
+				if _, err := st.CloseSession(ctx, a, "staff", "again", now); ErrorCode(err) != ECONFLICT {
+					t.Fatalf("close from a stale copy: %v", err)
+				}
+				if _, err := st.AssignSession(ctx, a, 43, "manual", now); ErrorCode(err) != ECONFLICT {
 					t.Fatalf("assign closed: %v", err)
 				}
 				if live, err := st.LiveSession(ctx, c.ID); err != nil || live != nil {
