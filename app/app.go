@@ -387,9 +387,6 @@ func (a *App) loops(ctx context.Context) {
 			_ = a.bus.Run(ctx, a.hub.fromBus)
 		}()
 	}
-	if a.hotLog != nil {
-		a.every(ctx, a.cfg.FlushInterval, func(ctx context.Context) { a.flush(ctx) })
-	}
 	a.startRouting(ctx)
 	a.scheduler.Start()
 	a.every(ctx, sweepEvery(a.cfg.PresenceTimeout), a.sweepPresence)
@@ -405,26 +402,6 @@ func sweepEvery(timeout time.Duration) time.Duration {
 		d = 10 * time.Second
 	}
 	return d
-}
-
-// flush moves the hot tier into the warm store until it is drained or fails.
-func (a *App) flush(ctx context.Context) {
-	for ctx.Err() == nil {
-		st, err := a.hotLog.Flush(ctx, 5000)
-		a.metrics.flushConflicts.Set(float64(a.hotLog.Conflicts()))
-		if err != nil {
-			a.metrics.flushErrors.Inc()
-			a.log.Warn("flush", "err", err)
-			return
-		}
-		a.metrics.flushed.Add(float64(st.Messages))
-		if st.Messages < 5000 {
-			break
-		}
-	}
-	if lag, err := a.hotLog.Lag(ctx); err == nil {
-		a.metrics.flushLag.Set(float64(lag))
-	}
 }
 
 // sweepPresence marks agents offline whose heartbeat is overdue, whatever their TCP state; one node
@@ -530,8 +507,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if a.nodes != nil { // a heartbeat that was under way may have registered it again
 			_ = a.nodes.deregister(ctx, a.nodeID)
 		}
-		if a.hotLog != nil {
-			a.flush(ctx)
+		// The last flush, whatever the flush schedule: the scheduler is stopped, so it runs here.
+		if _, err := a.flushJob(ctx); err != nil {
+			a.log.Warn("last flush", "err", err)
 		}
 		a.closeBackends()
 	})

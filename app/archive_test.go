@@ -70,10 +70,12 @@ func TestArchiveCommand(t *testing.T) {
 			t.Fatalf("status: exit %d %s", code, errOut.String())
 		}
 		var st struct {
-			WarmMessages int64 `json:"warm_messages"`
-			Cold         struct{ Messages, Segments int64 }
+			Tiers struct {
+				WarmMessages int64 `json:"warm_messages"`
+				Cold         struct{ Messages, Segments int64 }
+			}
 		}
-		if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.WarmMessages != 0 || st.Cold.Messages != n || st.Cold.Segments != 1 {
+		if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.Tiers.WarmMessages != 0 || st.Tiers.Cold.Messages != n || st.Tiers.Cold.Segments != 1 {
 			t.Fatalf("status: %s %v", out.String(), err)
 		}
 
@@ -107,7 +109,7 @@ func TestArchiveCommand(t *testing.T) {
 
 // TestArchiveCommandRefusals: bad jobs and flags are refused with a usage error.
 func TestArchiveCommandRefusals(t *testing.T) {
-	for _, args := range [][]string{{"archive"}, {"archive", "compact"}, {"archive", "archive", "--until", "yesterday", "--data=" + t.TempDir()}} {
+	for _, args := range [][]string{{"archive"}, {"archive", "compact", "--data=" + t.TempDir()}, {"archive", "archive", "--until", "yesterday", "--data=" + t.TempDir()}} {
 		var out, errOut bytes.Buffer
 		if code := app.Main(args, &out, &errOut); code != 2 || errOut.Len() == 0 {
 			t.Fatalf("%v: exit %d, stderr %q", args, code, errOut.String())

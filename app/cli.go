@@ -30,7 +30,7 @@ commands:
   serve     run a node (embedded defaults; --demo seeds a demo shop)
   migrate   apply the warm store's migrations and print the schema version
   shop      shop create --slug S --name N --manager U --password P [--origins a,b] [--time-zone Z]
-  archive   run a Store Scheduler job by hand: archive archive|flush|status (see shopdesk archive)
+  archive   run a Store Scheduler job by hand: archive flush|trim|archive|index|retention|status (see shopdesk archive)
   bench     drive a running node or cluster over WebSockets (see docs/BENCHMARKS.md)
   version   print the version
 

@@ -202,8 +202,8 @@ func dialError(base string, a authz) error {
 func TestWriterCrashLosesNothing(t *testing.T) {
 	t.Parallel()
 	env := productionEnv(t)
-	writer := startNode(t, env, "", "--flush-interval=1h")
-	other := startNode(t, env, "", "--flush-interval=1h")
+	writer := startNode(t, env, "", "--flush-schedule=@every 1h")
+	other := startNode(t, env, "", "--flush-schedule=@every 1h")
 	buyer := quickShop(t, writer.URL()).buyer(t, "ivan")
 	conv := startConversation(t, writer.URL(), buyer, nil)
 	b := dial(t, writer.URL(), buyer)
@@ -222,7 +222,7 @@ func TestWriterCrashLosesNothing(t *testing.T) {
 		t.Fatalf("send after the crash: %+v", ack)
 	}
 
-	startNode(t, env, "") // a node that flushes every 50 ms; the dirty set is shared
+	startNode(t, env, "") // a node whose flush job runs every second; the dirty set is shared
 	db, err := sql.Open("mysql", env.mysqlDSN)
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,10 @@ type Config struct {
 	PresenceTimeout time.Duration
 	RerouteGrace    time.Duration
 	SessionIdle     time.Duration
-	FlushInterval   time.Duration
+	FlushSchedule   string
+	TrimSchedule    string
+	HotKeepMessages int
+	HotKeepHours    int
 	ShutdownGrace   time.Duration
 	MaxTextBytes    int
 	UploadMax       int64
@@ -71,6 +74,10 @@ func (c *Config) settings() []setting {
 		{"s3-access-key", "S3 access key", &c.S3AccessKey, ""},
 		{"s3-secret-key", "S3 secret key", &c.S3SecretKey, ""},
 		{"s3-region", "S3 region (AWS needs the bucket's)", &c.S3Region, ""},
+		{"flush-schedule", "when the flush job moves the hot tier (Redis) to the warm store (cron with seconds, or @every; a second at the finest)", &c.FlushSchedule, "@every 1s"},
+		{"trim-schedule", "when the trim job drops warm messages from the hot tier (cron with seconds, or @every)", &c.TrimSchedule, "0 * * * * *"},
+		{"hot-keep-messages", "the trim job keeps each conversation's newest this many messages in Redis", &c.HotKeepMessages, "200"},
+		{"hot-keep-hours", "the trim job keeps messages younger than this many hours in Redis (a message goes once it is outside both limits and flushed)", &c.HotKeepHours, "24"},
 		{"archive-days", "messages older than this many days move from the warm store to cold segments", &c.ArchiveDays, "90"},
 		{"archive-schedule", "when the archive job runs (cron with seconds, or @every/@daily)", &c.ArchiveSchedule, "0 30 3 * * *"},
 		{"cold-cache-mb", "memory for decoded cold segments, per node", &c.ColdCacheMB, "64"},
@@ -82,7 +89,6 @@ func (c *Config) settings() []setting {
 		{"presence-timeout", "an agent without a heartbeat for this long goes offline", &c.PresenceTimeout, "30s"},
 		{"reroute-grace", "how long an agent may be offline or away before their open sessions go to others", &c.RerouteGrace, "1m"},
 		{"session-idle", "a session with no message for this long is closed", &c.SessionIdle, "30m"},
-		{"flush-interval", "how often the hot tier is flushed to the warm store", &c.FlushInterval, "200ms"},
 		{"shutdown-grace", "how long SIGTERM waits for requests and the last flush", &c.ShutdownGrace, "10s"},
 		{"max-text-bytes", "largest text message", &c.MaxTextBytes, "4096"},
 		{"upload-max", "largest upload in bytes", &c.UploadMax, "10485760"},
@@ -101,8 +107,12 @@ func EnvName(flagName string) string {
 
 // ParseConfig reads flags from args over the environment over the defaults.
 func ParseConfig(name string, args []string, getenv func(string) string) (Config, error) {
+	return parseConfig(flag.NewFlagSet(name, flag.ContinueOnError), args, getenv)
+}
+
+// parseConfig is ParseConfig on a flag set that may carry a command's own flags too.
+func parseConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, error) {
 	var c Config
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	for _, s := range c.settings() {
 		def := s.def
 		if v := getenv(EnvName(s.name)); v != "" {
@@ -176,8 +186,11 @@ func (c Config) check() error {
 	if c.RedisAddr != "" && c.MySQLDSN == "" {
 		return fmt.Errorf("SHOPDESK_REDIS_ADDR is set but SHOPDESK_MYSQL_DSN is not: Redis holds only the hot tier, so production mode needs MySQL as the warm store too (unset SHOPDESK_REDIS_ADDR for embedded mode)")
 	}
-	if c.PresenceTimeout < time.Second || c.FlushInterval <= 0 || c.SessionIdle < time.Second || c.RerouteGrace < time.Second {
-		return fmt.Errorf("presence-timeout, reroute-grace and session-idle must be at least 1s, flush-interval positive")
+	if c.PresenceTimeout < time.Second || c.SessionIdle < time.Second || c.RerouteGrace < time.Second {
+		return fmt.Errorf("presence-timeout, reroute-grace and session-idle must be at least 1s")
+	}
+	if c.HotKeepMessages < 0 || c.HotKeepHours < 0 {
+		return fmt.Errorf("hot-keep-messages and hot-keep-hours must not be negative")
 	}
 	if c.ArchiveDays < 1 || c.ColdCacheMB < 1 {
 		return fmt.Errorf("archive-days and cold-cache-mb must be at least 1")

@@ -59,7 +59,7 @@ func startNode(t *testing.T, env backendEnv, data string, extra ...string) *app.
 	if data == "" {
 		data = t.TempDir()
 	}
-	args := []string{"--addr=127.0.0.1:0", "--data=" + data, "--operator-token=" + operatorToken, "--flush-interval=50ms", "--bcrypt-cost=4"}
+	args := []string{"--addr=127.0.0.1:0", "--data=" + data, "--operator-token=" + operatorToken, "--bcrypt-cost=4"}
 	if env.mysqlDSN != "" {
 		args = append(args, "--mysql-dsn="+env.mysqlDSN)
 	}

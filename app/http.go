@@ -47,6 +47,7 @@ func (a *App) Handler() http.Handler {
 	op := api.Group("/operator", a.operatorOnly)
 	op.POST("/shops", a.createShop)
 	op.GET("/shops", a.listShops)
+	op.GET("/jobs", a.getJobs)
 
 	au := api.Group("", a.auth.authenticated())
 	au.GET("/me", a.me)

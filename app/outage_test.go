@@ -289,7 +289,7 @@ func TestRedisWipe(t *testing.T) {
 func TestShutdownFlushes(t *testing.T) {
 	t.Parallel()
 	env := productionEnv(t)
-	node := startNode(t, env, "", "--flush-interval=1h")
+	node := startNode(t, env, "", "--flush-schedule=@every 1h")
 	base := node.URL()
 	buyer := quickShop(t, base).buyer(t, "hank")
 	conv := startConversation(t, base, buyer, nil)

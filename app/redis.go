@@ -393,7 +393,7 @@ func readDurability(ctx context.Context, rdb redis.UniversalClient) (durability,
 	case d.AppendOnly == "yes":
 		d.Mode, d.Promise = "os", "a Redis crash may lose acknowledged messages the OS had not yet written; a Shopdesk node crash loses nothing"
 	default:
-		d.Mode, d.Promise = "none", "a Redis crash loses every acknowledged message not yet flushed to MySQL (flush-interval); a Shopdesk node crash loses nothing"
+		d.Mode, d.Promise = "none", "a Redis crash loses every acknowledged message not yet flushed to MySQL (the flush job runs every --flush-schedule, a second by default); a Shopdesk node crash loses nothing"
 	}
 	if strings.TrimSpace(d.Mode) == "" {
 		d.Mode = "none"

@@ -34,7 +34,7 @@ func (a *App) openSearch(ctx context.Context) error {
 		return err
 	}
 	a.search = idx
-	return a.scheduler.Add(archive.Job{Name: "index", Spec: a.cfg.IndexSchedule, LeaseTTL: 5 * time.Minute, Run: a.indexJob})
+	return nil
 }
 
 // searchCursor is how far the index job has read a shop's warm messages.
@@ -51,21 +51,25 @@ func (searchCursor) TableName() string { return "search_cursors" }
 // indexJob brings every message of the warm store into the search index, shop by shop, after each
 // shop's cursor. Documents have deterministic ids, so a run that crashed after indexing and before
 // moving its cursor only indexes the same messages again. Messages reach the warm store when they
-// are flushed from the hot tier (within --flush-interval), and are indexed from there before the
-// archive job can move them (days later).
+// are flushed from the hot tier (by the flush job, every --flush-schedule), and are indexed from
+// there before the archive job can move them (days later). A --shop scope indexes one shop.
 func (a *App) indexJob(ctx context.Context) (archive.JobResult, error) {
 	var res archive.JobResult
-	shops, err := a.agents.Store.Shops(ctx)
+	if a.search == nil {
+		return res, errNoSearch
+	}
+	shops, err := a.indexShops(ctx)
 	if err != nil {
 		return res, err
 	}
 	warm := session.NewSQLLog(a.db)
 	var errs []error
-	for _, sh := range shops {
+	for _, shop := range shops {
 		for ctx.Err() == nil {
-			n, err := a.indexShop(ctx, warm, sh.ID)
+			n, err := a.indexShop(ctx, warm, shop)
 			res.Processed += int64(n)
 			res.Moved += int64(n)
+			archive.ReportProgress(ctx, archive.Progress{Result: res})
 			if err != nil {
 				res.Errors++
 				errs = append(errs, err)

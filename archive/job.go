@@ -71,7 +71,7 @@ func NewArchiver(db *gorm.DB, blobs Blobs, cfg ArchiverConfig) (*Archiver, error
 	return &Archiver{warm: session.NewSQLLog(db), manifest: NewManifest(db), blobs: blobs, cfg: cfg}, nil
 }
 
-// Scope narrows one archive run, for `shopdesk archive archive --shop --until`.
+// Scope narrows one job run, for `shopdesk archive <job> --shop --until`.
 type Scope struct {
 	// ShopID limits the run to one shop; 0 means every shop.
 	ShopID int64
@@ -80,9 +80,10 @@ type Scope struct {
 	Until time.Time
 }
 
-// Run archives every shop by its own cutoff: the Scheduler's job function.
+// Run archives every shop by its own cutoff, or the Scope in ctx (WithScope): the Scheduler's job
+// function.
 func (a *Archiver) Run(ctx context.Context) (JobResult, error) {
-	return a.Archive(ctx, Scope{})
+	return a.Archive(ctx, ScopeFrom(ctx))
 }
 
 // Archive runs the job over scope. A failing shop is counted in Errors and the others go on; the
@@ -227,6 +228,7 @@ func (a *Archiver) archivePeriod(ctx context.Context, shop int64, period string,
 		if err := a.deleteWarm(ctx, rec, msgs, res); err != nil {
 			return moved, err
 		}
+		ReportProgress(ctx, Progress{Result: *res})
 		if len(msgs) < a.cfg.PartMessages {
 			return moved, nil
 		}

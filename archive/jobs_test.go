@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -41,5 +42,21 @@ func TestFlushJob(t *testing.T) {
 	}
 	if res, err := s.RunNow(ctx, "flush"); err != nil || res != (JobResult{}) {
 		t.Fatalf("second flush: %+v %v", res, err)
+	}
+
+	// In batches until drained, reporting progress; nothing once the lease is gone.
+	for i := 0; i < 5; i++ {
+		if _, _, err := hot.Append(ctx, session.Message{ConversationID: conv.ID, ClientMsgID: fmt.Sprint("d", i), ShopID: 1,
+			SenderKind: session.PartyBuyer, SenderID: 1, Body: session.Body{Type: session.TypeText, Text: "d"}, CreatedAt: time.Now().UTC()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res, err := FlushJob(hot, 2)(WithLease(ctx, lostLease{})); err != nil || res != (JobResult{}) {
+		t.Fatalf("flush without the lease: %+v %v", res, err)
+	}
+	var seen []int64
+	watched := WithProgress(ctx, func(p Progress) { seen = append(seen, p.Result.Processed) })
+	if res, err := FlushJob(hot, 2)(watched); err != nil || res != (JobResult{Processed: 5, Moved: 5}) || fmt.Sprint(seen) != "[2 4 5]" {
+		t.Fatalf("flush in batches of 2: %+v %v, progress %v", res, err, seen)
 	}
 }

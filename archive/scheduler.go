@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -133,7 +134,43 @@ type Job struct {
 	// LeaseTTL bounds a run's hold on the lock; default 10 minutes. A run longer than that loses its
 	// lease and must stop before deleting anything.
 	LeaseTTL time.Duration
-	Run      JobFunc
+	// Takes says which fields of a Scope (WithScope) the job honours; RunNow refuses a scope with
+	// others, so that `--shop` is never silently ignored.
+	Takes ScopeFields
+	Run   JobFunc
+}
+
+// ScopeFields is a set of the fields of Scope.
+type ScopeFields uint8
+
+// The fields of Scope a job may take.
+const (
+	ScopeShop ScopeFields = 1 << iota
+	ScopeUntil
+)
+
+// String names the fields as the command line's flags: "--shop --until".
+func (f ScopeFields) String() string {
+	var names []string
+	if f&ScopeShop != 0 {
+		names = append(names, "--shop")
+	}
+	if f&ScopeUntil != 0 {
+		names = append(names, "--until")
+	}
+	return strings.Join(names, " ")
+}
+
+// Fields returns the fields sc sets.
+func (sc Scope) Fields() ScopeFields {
+	var f ScopeFields
+	if sc.ShopID != 0 {
+		f |= ScopeShop
+	}
+	if !sc.Until.IsZero() {
+		f |= ScopeUntil
+	}
+	return f
 }
 
 // JobStatus is what the Scheduler knows of a job: its schedule and its last run.
@@ -161,7 +198,13 @@ type jobState struct {
 	entry   cron.EntryID
 	running sync.Mutex // one run of a job at a time in this process: cron's and RunNow's
 	status  JobStatus
+	// recorded is when an idle run of the job was last written to the run log.
+	recorded time.Time
 }
+
+// idleRecordEvery is how often a run that found nothing to do is written to the run log: a flush
+// every second on an idle cluster must not write a row a second.
+const idleRecordEvery = time.Minute
 
 // Scheduler runs jobs on cron schedules (with seconds), one run of a job at a time across every
 // node sharing the Locker, and remembers each job's last run.
@@ -173,10 +216,43 @@ type Scheduler struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // runs started by RunNow
 
-	mu      sync.Mutex
-	jobs    map[string]*jobState
-	started bool
-	stopped bool
+	mu       sync.Mutex
+	jobs     map[string]*jobState
+	started  bool
+	stopped  bool
+	recorder RunRecorder
+	node     string
+}
+
+// RecordRuns makes the scheduler write its runs to r as node's: every run that did something or
+// failed, every run made by RunNow, and idle runs once a minute per job. Call it before Start.
+func (s *Scheduler) RecordRuns(r RunRecorder, node string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recorder, s.node = r, node
+}
+
+// Job returns the registered job of that name.
+func (s *Scheduler) Job(name string) (Job, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.jobs[name]
+	if !ok {
+		return Job{}, false
+	}
+	return st.job, true
+}
+
+// Names returns the names of the registered jobs, sorted.
+func (s *Scheduler) Names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.jobs))
+	for n := range s.jobs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // NewScheduler returns a stopped scheduler that takes its locks from locker and logs to log (nil: the
@@ -264,11 +340,18 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 }
 
 // RunNow runs the named job at once in the caller's goroutine, under its lease, and returns its
-// result: the CLI's `shopdesk archive <job>`. It fails with ErrLeaseBusy when the job is running
-// here or elsewhere.
+// result: the CLI's `shopdesk archive <job>`. A Scope in ctx (WithScope) narrows the run when the job
+// takes its fields and is refused otherwise. It fails with ErrLeaseBusy when the job is running here
+// or elsewhere.
 func (s *Scheduler) RunNow(ctx context.Context, name string) (JobResult, error) {
 	s.mu.Lock()
 	st, ok := s.jobs[name]
+	if ok {
+		if extra := ScopeFrom(ctx).Fields() &^ st.job.Takes; extra != 0 {
+			s.mu.Unlock()
+			return JobResult{}, fmt.Errorf("job %s does not take %s", name, extra)
+		}
+	}
 	if ok && !s.stopped {
 		s.wg.Add(1)
 	}
@@ -286,7 +369,7 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (JobResult, error) 
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
-	res, err, ran := s.run(ctx, st)
+	res, err, ran := s.run(ctx, st, true)
 	if !ran {
 		return JobResult{}, ErrLeaseBusy
 	}
@@ -322,15 +405,15 @@ func (s *Scheduler) Status() []JobStatus {
 }
 
 func (s *Scheduler) scheduled(st *jobState) {
-	if _, _, ran := s.run(s.ctx, st); !ran {
+	if _, _, ran := s.run(s.ctx, st, false); !ran {
 		s.mu.Lock()
 		st.status.Skipped++
 		s.mu.Unlock()
 	}
 }
 
-// run runs one job under its lease; ran is false when the lease or the job was busy.
-func (s *Scheduler) run(ctx context.Context, st *jobState) (res JobResult, err error, ran bool) {
+// run runs one job under its lease and records it; ran is false when the lease or the job was busy.
+func (s *Scheduler) run(ctx context.Context, st *jobState, manual bool) (res JobResult, err error, ran bool) {
 	if !st.running.TryLock() {
 		return JobResult{}, nil, false
 	}
@@ -350,6 +433,7 @@ func (s *Scheduler) run(ctx context.Context, st *jobState) (res JobResult, err e
 	s.mu.Lock()
 	st.status.Running = true
 	st.status.LastStart = time.Now()
+	started := st.status.LastStart
 	s.mu.Unlock()
 	func() {
 		defer func() {
@@ -369,7 +453,26 @@ func (s *Scheduler) run(ctx context.Context, st *jobState) (res JobResult, err e
 		st.status.Failures++
 		st.status.LastError = err.Error()
 	}
+	ended := st.status.LastEnd
+	recorder, node := s.recorder, s.node
+	record := recorder != nil && (manual || err != nil || res != (JobResult{}) || ended.Sub(st.recorded) >= idleRecordEvery)
+	if record && res == (JobResult{}) && err == nil {
+		st.recorded = ended
+	}
 	s.mu.Unlock()
+	if record {
+		rec := RunRecord{Job: st.job.Name, Node: node, StartedAt: started, EndedAt: ended, Processed: res.Processed,
+			Moved: res.Moved, Deleted: res.Deleted, Errors: res.Errors}
+		if err != nil {
+			rec.Error = err.Error()
+		}
+		// A run cancelled by shutdown is still recorded, within a bound of its own.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if rerr := recorder.Record(rctx, rec); rerr != nil {
+			s.log.Warn("job run not recorded", "job", st.job.Name, "err", rerr)
+		}
+		cancel()
+	}
 	attrs := []any{"job", st.job.Name, "processed", res.Processed, "moved", res.Moved, "deleted", res.Deleted,
 		"errors", res.Errors, "seconds", time.Since(requested).Seconds()}
 	if err != nil {

@@ -527,6 +527,9 @@ func (l *RedisLog) markFlushed(ctx context.Context, convs []*flushing) ([]bool, 
 	_, _ = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range convs {
 			cmds[i] = flushedScript.EvalSha(ctx, p, l.flushedKeys(c.id), c.flushed, c.id)
+			// Warm messages may now be trimmed from the hot log (see Trim). A lost SADD only delays
+			// that until the conversation's next flush.
+			p.SAdd(ctx, l.trimKey(), c.id)
 		}
 		return nil
 	})

@@ -74,11 +74,13 @@ type liveEntry struct {
 	marked  time.Time
 }
 
+// now is the service's clock, to the microsecond the warm store keeps (DATETIME(6)): a message's
+// server time must read the same from the hot tier, the warm store and a cold segment.
 func (s *Service) now() time.Time {
 	if s.Now != nil {
-		return s.Now().UTC()
+		return s.Now().UTC().Truncate(time.Microsecond)
 	}
-	return time.Now().UTC()
+	return time.Now().UTC().Truncate(time.Microsecond)
 }
 
 func (s *Service) logger() *slog.Logger {
