@@ -62,11 +62,11 @@ func TestCrashPoints(t *testing.T) {
 	t.Run("production/flush.after_insert", func(t *testing.T) {
 		t.Parallel()
 		e := newCrashEnv(t, bin, app.ModeProduction)
-		w := e.write(false, "--flush-interval=1h", "--index-schedule="+jobsOff)
+		w := e.write(false, "--flush-schedule="+jobsOff, "--index-schedule="+jobsOff)
 		if n := e.warmRows(t); n != 0 {
 			t.Fatalf("%d warm rows before the flush", n)
 		}
-		e.crashServe("flush.after_insert", "--flush-interval=100ms", "--index-schedule="+jobsOff)
+		e.crashServe("flush.after_insert", "--flush-schedule=@every 1s", "--index-schedule="+jobsOff)
 		if n := e.warmRows(t); n == 0 {
 			t.Fatal("the flush stopped before its insert")
 		}
@@ -79,7 +79,7 @@ func TestCrashPoints(t *testing.T) {
 		t.Run(string(mode)+"/index.after_bulk", func(t *testing.T) {
 			t.Parallel()
 			e := newCrashEnv(t, bin, mode)
-			w := e.write(false, "--flush-interval=50ms", "--index-schedule="+jobsOff)
+			w := e.write(false, "--flush-schedule=@every 1s", "--index-schedule="+jobsOff)
 			e.crashServe("index.after_bulk", "--index-schedule=* * * * * *")
 			var cursors int64
 			if err := e.db.Table("search_cursors").Count(&cursors).Error; err != nil || cursors != 0 {
@@ -108,10 +108,11 @@ func TestCrashPoints(t *testing.T) {
 		t.Run(string(c.mode)+"/"+c.point, func(t *testing.T) {
 			t.Parallel()
 			e := newCrashEnv(t, bin, c.mode)
-			w := e.write(true, "--flush-interval=50ms", "--index-schedule=* * * * * *")
+			w := e.write(true, "--flush-schedule=@every 1s", "--index-schedule=* * * * * *")
 			if code, out := e.archive(c.point); code != crashpoint.ExitCode || !strings.Contains(out, "crashpoint: stopped at "+strings.Split(c.point, "@")[0]) {
 				t.Fatalf("archive with %s: exit %d, want %d\n%s", c.point, code, crashpoint.ExitCode, out)
 			}
+			e.expireLeases()
 			e.checkStores(w, false) // nothing lost, though a message may be both warm and cold
 			if code, out := e.archive(""); code != 0 || !regexp.MustCompile(`ARCHIVE_JOB job=archive .* errors=0 `).MatchString(out) {
 				t.Fatalf("archive rerun: exit %d\n%s", code, out)
@@ -123,19 +124,29 @@ func TestCrashPoints(t *testing.T) {
 		})
 	}
 
-	// Two archive runs at once, as when a run outlives its lease and another node takes the job (a
-	// run by hand takes no lease at all): whatever the interleaving, one may be refused, nothing is
-	// lost or held twice, and a later run settles what the race left.
+	// Two archive runs at once, as when a run outlives its lease (a pause longer than the TTL) and
+	// another process takes the job: the first run's segment upload is held back, its lease is made to
+	// run out meanwhile, and a second run takes the lease and archives everything while the first,
+	// unaware, goes on. Whatever the interleaving, one may be refused, nothing is lost or held twice,
+	// and a later run settles what the race left.
 	t.Run("production/two-archive-runs-at-once", func(t *testing.T) {
 		t.Parallel()
 		e := newCrashEnv(t, bin, app.ModeProduction)
-		w := e.write(true, "--flush-interval=50ms", "--index-schedule=* * * * * *")
-		runs := []*child{e.startArchive(""), e.startArchive("")}
-		for _, c := range runs {
+		w := e.write(true, "--flush-schedule=@every 1s", "--index-schedule=* * * * * *")
+		e.s3.putDelay.Store(int64(2 * time.Second))
+		first := e.startArchive("")
+		e.waitLease("job:archive")
+		e.expireLeases()
+		e.s3.putDelay.Store(0)
+		second := e.startArchive("")
+		for _, c := range []*child{second, first} {
 			if code := c.wait(t, 60*time.Second); code != 0 && code != 1 {
 				t.Fatalf("overlapping archive run: exit %d\n%s", code, c.out.String())
 			}
 			t.Logf("overlapping archive run: exit %d, %s", c.code, regexp.MustCompile(`ARCHIVE_JOB .*`).FindString(c.out.String()))
+		}
+		if strings.Contains(second.out.String(), archive.ErrLeaseBusy.Error()) {
+			t.Fatalf("the second run found the lease still held: the runs did not overlap\n%s", second.out.String())
 		}
 		e.checkStores(w, false)
 		for range 2 { // the first settles what the race left; the second sweeps what the first replaced
@@ -151,7 +162,7 @@ func TestCrashPoints(t *testing.T) {
 	t.Run("production/s3-down-during-archive", func(t *testing.T) {
 		t.Parallel()
 		e := newCrashEnv(t, bin, app.ModeProduction)
-		w := e.write(true, "--flush-interval=50ms", "--index-schedule=* * * * * *")
+		w := e.write(true, "--flush-schedule=@every 1s", "--index-schedule=* * * * * *")
 		total := e.warmRows(t)
 		e.s3.downAfterColdPut.Store(true)
 		code, out := e.archive("")
@@ -400,6 +411,28 @@ func (e *crashEnv) crashServe(point string, args ...string) {
 	e.expireLeases()
 }
 
+// waitLease waits until someone holds the lease called name.
+func (e *crashEnv) waitLease(name string) {
+	t := e.t
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: e.env.redis})
+	defer rdb.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n, err := rdb.Exists(context.Background(), e.env.prefix+"lease:"+name).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nobody took the lease %s within 20s", name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // expireLeases makes the leases a killed node held run out now. A dead holder keeps a job's lease
 // until its TTL (minutes: the index job's is 5) so that no two nodes ever run the job at once; the
 // test does not wait that long, it lets Redis expire the keys as it would then.
@@ -446,7 +479,7 @@ func (e *crashEnv) startArchive(spec string) *child {
 func (e *crashEnv) settle(w written) {
 	t := e.t
 	t.Helper()
-	c, base := e.serve("", "--flush-interval=100ms", "--index-schedule=* * * * * *")
+	c, base := e.serve("", "--flush-schedule=@every 1s", "--index-schedule=* * * * * *")
 	for _, conv := range w.convs {
 		last := e.waitHistory(base, conv)
 		e.waitIndexed(base, conv, last)
@@ -700,19 +733,23 @@ func (e *crashEnv) checkStores(w written, settled bool) {
 	}
 }
 
-// faultyS3 is an S3 server that can be made to fail: while off it answers every request 503, and
-// once downAfterColdPut is set it goes off by itself right after the next segment is stored, so
-// that the archive job finds S3 down when it reads the segment back.
+// faultyS3 is an S3 server that can be made to fail: while off it answers every request 503; once
+// downAfterColdPut is set it goes off by itself right after the next segment is stored, so that the
+// archive job finds S3 down when it reads the segment back; putDelay makes segment uploads slow.
 type faultyS3 struct {
 	http.Handler
 	off              atomic.Bool
 	downAfterColdPut atomic.Bool
+	putDelay         atomic.Int64 // holds back segment uploads that arrive while it is set
 }
 
 func (s *faultyS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.off.Load() {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
+	}
+	if d := s.putDelay.Load(); d > 0 && r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/cold/") {
+		time.Sleep(time.Duration(d))
 	}
 	s.Handler.ServeHTTP(w, r)
 	if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/cold/") && s.downAfterColdPut.CompareAndSwap(true, false) {
