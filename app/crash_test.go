@@ -41,6 +41,7 @@ import (
 const (
 	crashMessages = 40 // acknowledged messages per conversation
 	crashShops    = 2  // each with one conversation: two cold segments, archived one after the other
+	hotKept       = 10 // messages per conversation the trim job leaves in Redis after a restart
 	// jobsOff is a schedule that does not come round during a test: 00:00:00 on the 1st of January.
 	jobsOff = "0 0 0 1 1 *"
 )
@@ -136,6 +137,13 @@ func TestCrashPoints(t *testing.T) {
 		e.s3.putDelay.Store(int64(2 * time.Second))
 		first := e.startArchive("")
 		e.waitLease("job:archive")
+		deadline := time.Now().Add(20 * time.Second)
+		for e.s3.heldBack.Load() == 0 { // the first run's upload is under way
+			if time.Now().After(deadline) {
+				t.Fatalf("the first run uploaded no segment within 20s\n%s", first.out.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		e.expireLeases()
 		e.s3.putDelay.Store(0)
 		second := e.startArchive("")
@@ -479,8 +487,12 @@ func (e *crashEnv) startArchive(spec string) *child {
 func (e *crashEnv) settle(w written) {
 	t := e.t
 	t.Helper()
-	c, base := e.serve("", "--flush-schedule=@every 1s", "--index-schedule=* * * * * *")
+	// The trim job keeps only the newest few messages hot, so that the history pages cross from Redis
+	// into MySQL or the cold segments.
+	c, base := e.serve("", "--flush-schedule=@every 1s", "--index-schedule=* * * * * *",
+		"--trim-schedule=* * * * * *", fmt.Sprintf("--hot-keep-messages=%d", hotKept), "--hot-keep-hours=0")
 	for _, conv := range w.convs {
+		e.waitTrimmed(conv)
 		last := e.waitHistory(base, conv)
 		e.waitIndexed(base, conv, last)
 		e.checkSearch(base, conv, last)
@@ -492,6 +504,32 @@ func (e *crashEnv) settle(w written) {
 		t.Fatalf("node exit %d after SIGTERM\n%s", code, c.out.String())
 	}
 	e.checkStores(w, true)
+}
+
+// waitTrimmed waits until the trim job has left at most hotKept of the conversation's messages in
+// Redis (production mode).
+func (e *crashEnv) waitTrimmed(c writtenConv) {
+	t := e.t
+	t.Helper()
+	if e.env.redis == "" {
+		return
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: e.env.redis})
+	defer rdb.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n, err := rdb.ZCard(context.Background(), fmt.Sprintf("%s{c:%d}:log", e.env.prefix, c.id)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n <= hotKept {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("conversation %d: %d messages still hot after 20s, want at most %d", c.id, n, hotKept)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitHistory pages through the conversation's history, forwards and backwards, until it holds
@@ -741,6 +779,7 @@ type faultyS3 struct {
 	off              atomic.Bool
 	downAfterColdPut atomic.Bool
 	putDelay         atomic.Int64 // holds back segment uploads that arrive while it is set
+	heldBack         atomic.Int64 // how many uploads were held back
 }
 
 func (s *faultyS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -749,6 +788,7 @@ func (s *faultyS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if d := s.putDelay.Load(); d > 0 && r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/cold/") {
+		s.heldBack.Add(1)
 		time.Sleep(time.Duration(d))
 	}
 	s.Handler.ServeHTTP(w, r)
