@@ -49,6 +49,7 @@ type App struct {
 	archiver  *archive.Archiver
 	scheduler *archive.Scheduler
 	search    search.Index
+	privacy   *archive.Privacy
 	hotLog    *session.RedisLog
 	blobs     archive.Blobs
 	hub       *Hub
@@ -129,6 +130,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		a.sessions.Unread = session.NewSQLUnread(a.db)
 	}
 	if err := a.wireArchive(); err != nil {
+		a.closeBackends()
+		return nil, err
+	}
+	if err := a.wirePrivacy(); err != nil {
 		a.closeBackends()
 		return nil, err
 	}

@@ -49,6 +49,8 @@ type Config struct {
 	ESURL           string
 	ESAnalyzer      string
 	DebugAddr       string
+	// RetentionSchedule is when the retention job deletes history past each shop's retention.
+	RetentionSchedule string
 }
 
 // setting describes one configuration entry for flags, the environment and the README.
@@ -82,6 +84,7 @@ func (c *Config) settings() []setting {
 		{"archive-schedule", "when the archive job runs (cron with seconds, or @every/@daily)", &c.ArchiveSchedule, "0 30 3 * * *"},
 		{"cold-cache-mb", "memory for decoded cold segments, per node", &c.ColdCacheMB, "64"},
 		{"index-schedule", "when the search index job brings new messages into the index (cron with seconds)", &c.IndexSchedule, "*/5 * * * * *"},
+		{"retention-schedule", "when the retention job deletes history older than each shop's retention days from every tier (cron with seconds)", &c.RetentionSchedule, "0 15 4 * * *"},
 		{"es-url", "Elasticsearch 7 URLs, comma-separated, for search (default: the embedded index in the data directory)", &c.ESURL, ""},
 		{"es-analyzer", "Elasticsearch analyzer: ik_max_word or ik_smart (IK plugin), cjk; empty picks IK when installed, else cjk", &c.ESAnalyzer, ""},
 		{"demo", "seed a demo shop with a manager and agents (password demo)", &c.Demo, "false"},

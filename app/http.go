@@ -75,6 +75,7 @@ func (a *App) Handler() http.Handler {
 	mgr.POST("/staff", a.createStaff)
 	mgr.PATCH("/staff/:id", a.patchStaff)
 	a.mountRouting(au, mgr)
+	a.mountPrivacy(au, mgr)
 	a.mountUI(r)
 	return r
 }

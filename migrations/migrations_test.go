@@ -16,7 +16,8 @@ import (
 
 var tables = []string{"shops", "staff", "buyers", "conversations", "service_sessions", "messages",
 	"unread_counters", "unread_totals", "secrets", "routing_versions", "routing_drafts", "routing_active", "routing_audit",
-	"routing_schedules", "routing_traces", "routing_shadow", "cold_segments", "cold_segment_ranges", "search_cursors", "job_runs"}
+	"routing_schedules", "routing_traces", "routing_shadow", "cold_segments", "cold_segment_ranges", "search_cursors", "job_runs",
+	"data_deletions", "data_exports"}
 
 // upTwice applies the migrations to an empty database twice and checks the version and tables.
 func upTwice(t *testing.T, db *sql.DB, dialect string, tableExists func(name string) bool) {
