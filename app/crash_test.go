@@ -42,6 +42,9 @@ const (
 	crashMessages = 40 // acknowledged messages per conversation
 	crashShops    = 2  // each with one conversation: two cold segments, archived one after the other
 	hotKept       = 10 // messages per conversation the trim job leaves in Redis after a restart
+	// waitLimit bounds each wait for a process or a job; generous, because make test loads the
+	// machine: a wait that succeeds returns at once.
+	waitLimit = time.Minute
 	// jobsOff is a schedule that does not come round during a test: 00:00:00 on the 1st of January.
 	jobsOff = "0 0 0 1 1 *"
 )
@@ -137,10 +140,10 @@ func TestCrashPoints(t *testing.T) {
 		e.s3.putDelay.Store(int64(2 * time.Second))
 		first := e.startArchive("")
 		e.waitLease("job:archive")
-		deadline := time.Now().Add(20 * time.Second)
+		deadline := time.Now().Add(waitLimit)
 		for e.s3.heldBack.Load() == 0 { // the first run's upload is under way
 			if time.Now().After(deadline) {
-				t.Fatalf("the first run uploaded no segment within 20s\n%s", first.out.String())
+				t.Fatalf("the first run uploaded no segment within %v\n%s", waitLimit, first.out.String())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -401,7 +404,7 @@ func (e *crashEnv) serve(spec string, args ...string) (*child, string) {
 		return c, u
 	case <-c.done:
 		t.Fatalf("node exited with %d before it listened\n%s", c.code, c.out.String())
-	case <-time.After(30 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatalf("node did not start\n%s", c.out.String())
 	}
 	return nil, ""
@@ -413,7 +416,7 @@ func (e *crashEnv) crashServe(point string, args ...string) {
 	t.Helper()
 	// It may stop before it says it listens: the jobs start first.
 	c := e.start(point, append(append([]string{"serve", "--addr=127.0.0.1:0"}, e.storage...), args...)...)
-	if code := c.wait(t, 30*time.Second); code != crashpoint.ExitCode || !strings.Contains(c.out.String(), "crashpoint: stopped at "+point) {
+	if code := c.wait(t, waitLimit); code != crashpoint.ExitCode || !strings.Contains(c.out.String(), "crashpoint: stopped at "+point) {
 		t.Fatalf("node with %s: exit %d, want %d\n%s", point, code, crashpoint.ExitCode, c.out.String())
 	}
 	e.expireLeases()
@@ -425,7 +428,7 @@ func (e *crashEnv) waitLease(name string) {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: e.env.redis})
 	defer rdb.Close()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		n, err := rdb.Exists(context.Background(), e.env.prefix+"lease:"+name).Result()
 		if err != nil {
@@ -435,7 +438,7 @@ func (e *crashEnv) waitLease(name string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nobody took the lease %s within 20s", name)
+			t.Fatalf("nobody took the lease %s within %v", name, waitLimit)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -500,7 +503,7 @@ func (e *crashEnv) settle(w written) {
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := c.wait(t, 30*time.Second); code != 0 {
+	if code := c.wait(t, waitLimit); code != 0 {
 		t.Fatalf("node exit %d after SIGTERM\n%s", code, c.out.String())
 	}
 	e.checkStores(w, true)
@@ -516,7 +519,7 @@ func (e *crashEnv) waitTrimmed(c writtenConv) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: e.env.redis})
 	defer rdb.Close()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		n, err := rdb.ZCard(context.Background(), fmt.Sprintf("%s{c:%d}:log", e.env.prefix, c.id)).Result()
 		if err != nil {
@@ -526,7 +529,7 @@ func (e *crashEnv) waitTrimmed(c writtenConv) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("conversation %d: %d messages still hot after 20s, want at most %d", c.id, n, hotKept)
+			t.Fatalf("conversation %d: %d messages still hot after %v, want at most %d", c.id, n, waitLimit, hotKept)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -539,7 +542,7 @@ func (e *crashEnv) waitHistory(base string, c writtenConv) int64 {
 	t := e.t
 	t.Helper()
 	want := lastSeq(c)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		fwd := e.pageHistory(base, c, true)
 		if int64(len(fwd)) >= want || time.Now().After(deadline) {
@@ -630,14 +633,14 @@ func (e *crashEnv) search(base string, c writtenConv, offset int) (total int64, 
 func (e *crashEnv) waitIndexed(base string, c writtenConv, last int64) {
 	t := e.t
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		total, _ := e.search(base, c, 0)
 		if total >= last {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("conversation %d: %d documents in the index after 20s, want %d", c.id, total, last)
+			t.Fatalf("conversation %d: %d documents in the index after %v, want %d", c.id, total, waitLimit, last)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
