@@ -41,6 +41,9 @@ type Settings struct {
 	RetentionDays int `json:"retention_days,omitempty"`
 	// QuickReplies are canned answers agents search with "/".
 	QuickReplies []string `json:"quick_replies,omitempty"`
+	// SearchOwnSessionsOnly limits an agent's history search to the sessions assigned to them;
+	// managers always search the whole shop.
+	SearchOwnSessionsOnly bool `json:"search_own_sessions_only,omitempty"`
 }
 
 // Shop is a tenant. Nothing crosses shops.

@@ -86,7 +86,7 @@ func (c *Config) settings() []setting {
 		{"index-schedule", "when the search index job brings new messages into the index (cron with seconds)", &c.IndexSchedule, "*/5 * * * * *"},
 		{"retention-schedule", "when the retention job deletes history older than each shop's retention days from every tier (cron with seconds)", &c.RetentionSchedule, "0 15 4 * * *"},
 		{"es-url", "Elasticsearch 7 URLs, comma-separated, for search (default: the embedded index in the data directory)", &c.ESURL, ""},
-		{"es-analyzer", "Elasticsearch analyzer: ik_max_word or ik_smart (IK plugin), cjk; empty picks IK when installed, else cjk", &c.ESAnalyzer, ""},
+		{"es-analyzer", "Elasticsearch analyzer: ik (IK plugin: ik_max_word to index, ik_smart to search), cjk (built-in bigrams), or empty/auto: IK when every node has it, else cjk", &c.ESAnalyzer, ""},
 		{"demo", "seed a demo shop with a manager and agents (password demo)", &c.Demo, "false"},
 		{"node-id", "this node's id in the cluster (default: random)", &c.NodeID, ""},
 		{"presence-timeout", "an agent without a heartbeat for this long goes offline", &c.PresenceTimeout, "30s"},

@@ -67,6 +67,7 @@ func (a *App) Handler() http.Handler {
 	au.POST("/uploads", a.upload)
 	au.GET("/blobs/*key", a.blob)
 	au.GET("/search", a.searchMessages)
+	a.mountUIAPI(au)
 
 	mgr := au.Group("", a.managerOnly)
 	mgr.GET("/shop", a.getShop)

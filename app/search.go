@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/shopdesk/shopdesk/agent"
 	"github.com/shopdesk/shopdesk/archive"
 	"github.com/shopdesk/shopdesk/archive/search"
 	"github.com/shopdesk/shopdesk/session"
@@ -159,7 +160,8 @@ func (a *App) documents(ctx context.Context, msgs []session.Message) ([]search.D
 	return docs, nil
 }
 
-// searchMessages answers GET /api/search: staff search their shop's history.
+// searchMessages answers GET /api/search: staff search their shop's history; agents only their own
+// sessions' when the shop's settings say so.
 func (a *App) searchMessages(c *gin.Context) {
 	id := who(c)
 	if id.staff == nil {
@@ -181,6 +183,14 @@ func (a *App) searchMessages(c *gin.Context) {
 			return
 		}
 		*f.dst = v
+	}
+	// A shop may keep each agent's search to their own sessions: the agent filter is then theirs.
+	if id.staff.Role == agent.RoleAgent && id.shop.Settings.SearchOwnSessionsOnly {
+		if q.AgentID != 0 && q.AgentID != id.staff.ID {
+			fail(c, errorf(codeForbidden, "this shop lets agents search only their own sessions"))
+			return
+		}
+		q.AgentID = id.staff.ID
 	}
 	for _, f := range []struct {
 		name string

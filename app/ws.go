@@ -143,8 +143,8 @@ func (a *App) serveWS(c *gin.Context) {
 		fail(c, errorf(codeOrigin, "origin not allowed for this shop"))
 		return
 	}
-	if id.staff != nil && origin != "" && !sameOrigin(c.Request) {
-		fail(c, errorf(codeOrigin, "staff connect from this server's pages only"))
+	if id.staff != nil && origin != "" && !sameOrigin(c.Request) && !a.clusterOrigin(c.Request.Context(), origin) {
+		fail(c, errorf(codeOrigin, "staff connect from this cluster's pages only"))
 		return
 	}
 	hj := &hijacker{ResponseWriter: c.Writer}

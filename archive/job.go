@@ -14,8 +14,10 @@ import (
 
 // Defaults of the archive job.
 const (
-	DefaultArchiveDays  = 90
-	DefaultPartMessages = 50_000
+	DefaultArchiveDays = 90
+	// DefaultPartMessages is 10,000 because an uncached history page decodes its whole part: with
+	// 50,000 a cold page of 50 took 684-765 ms at p99, with 10,000 297 ms (docs/BENCHMARKS.md).
+	DefaultPartMessages = 10_000
 )
 
 // ArchiverConfig tunes the archive job; zero values take the defaults.

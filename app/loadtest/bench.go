@@ -62,7 +62,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	var addrs string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.scenario, "scenario", "chat", "load scenario: chat (buyers and agents write into assigned conversations; BENCH line) or route (buyers open sessions that the node's routing assigns; ROUTE line)")
+	fs.StringVar(&o.scenario, "scenario", "chat", "load scenario: chat (buyers and agents write into assigned conversations; BENCH line), route (buyers open sessions that the node's routing assigns; ROUTE line), archive or search (in-process Store Scheduler and search figures; see --scenario archive -h)")
 	fs.StringVar(&addrs, "addr", "http://127.0.0.1:8080", "base URL of a node, or a comma-separated list (loopback only)")
 	fs.IntVar(&o.buyers, "buyers", 100, fmt.Sprintf("chat: buyers, each with one conversation; route: the buyer pool, each buyer looping send → assigned → --hold → close, %d unless given", defaultRouteBuyers))
 	fs.IntVar(&o.agents, "agents", 10, "agents; chat: conversations are assigned to them round-robin; route: agent j has capacity --capacity and group g<j%10>")
@@ -98,7 +98,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 			return o, err
 		}
 	default:
-		return o, fmt.Errorf("unknown scenario %q (known: chat, route)", o.scenario)
+		return o, fmt.Errorf("unknown scenario %q (known: chat, route, archive, search)", o.scenario)
 	}
 	var err error
 	if o.addrs, err = parseAddrs(addrs); err != nil {
@@ -136,9 +136,16 @@ func (o options) findOperatorToken() (string, error) {
 
 // Main runs `shopdesk bench` and returns its exit status: 0 when the scenario's checks hold (chat: every
 // send was acked and every acked message reached the other side exactly once and in order; route: see
-// benchRoute), 1 when not or when the run failed, 2 for bad flags. The last line of stdout is the
-// summary (BENCH or ROUTE); everything else goes to stderr.
+// benchRoute; archive and search: see archiveMain and searchMain), 1 when not or when the run failed,
+// 2 for bad flags. The last line of stdout is the summary (BENCH, ROUTE, ARCHIVE or SEARCH);
+// everything else goes to stderr.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	switch scenarioOf(args) {
+	case "archive":
+		return archiveMain(ctx, args, stdout, stderr)
+	case "search":
+		return searchMain(ctx, args, stdout, stderr)
+	}
 	o, err := parseOptions(args, stderr)
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {

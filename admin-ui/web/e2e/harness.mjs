@@ -154,9 +154,13 @@ export function backend(mode) {
   }
 }
 
-/** startNode runs bin/shopdesk serve --demo behind a CutProxy whose address is the node's public URL. */
-export async function startNode(mode, name) {
-  const be = backend(mode)
+/**
+ * startNode runs bin/shopdesk serve --demo behind a CutProxy whose address is the node's public URL.
+ * opts.be shares a backend between the nodes of a cluster (its owner closes it); opts.extra are
+ * more flags (e.g. --node-id).
+ */
+export async function startNode(mode, name, opts = {}) {
+  const be = opts.be || backend(mode)
   if (be.unavailable) return { unavailable: be.unavailable }
   const data = mkdtempSync(join(tmpdir(), 'shopdesk-e2e-'))
   mkdirSync(ARTIFACTS, { recursive: true })
@@ -170,7 +174,7 @@ export async function startNode(mode, name) {
   for (let attempt = 1; ; attempt++) {
     port = await freePort()
     const args = ['serve', '--addr', `127.0.0.1:${port}`, '--public-url', `http://127.0.0.1:${proxy.port}`, '--data', data, '--demo',
-      '--bcrypt-cost', '4', '--flush-interval', '50ms', '--operator-token', 'e2e-operator', ...be.args]
+      '--bcrypt-cost', '4', '--operator-token', 'e2e-operator', ...be.args, ...(opts.extra || [])]
     const p = spawn(BIN, args, { stdio: ['ignore', log, log] })
     proc = p
     exited = null
@@ -211,7 +215,7 @@ export async function startNode(mode, name) {
         proc.kill('SIGTERM')
         await waitFor('the node to stop', () => exited !== null, 15000).catch(() => proc.kill('SIGKILL'))
       }
-      be.close()
+      if (!opts.be) be.close()
       rmSync(data, { recursive: true, force: true })
     },
   }

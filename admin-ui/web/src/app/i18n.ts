@@ -22,6 +22,10 @@ const zh: Record<string, string> = {
   dashboard: '数据看板', lastHour: '最近 1 小时', lastDay: '最近 24 小时', queueLength: '排队数', longestWait: '最长等待', sessionsInPeriod: '会话数',
   assignTime: '分配耗时', firstResponse: '首次响应', satisfaction: '满意度', agentsByStatus: '客服状态', sessionsPerAgent: '每位客服会话数',
   origins: '允许嵌入挂件的来源', secrets: '买家令牌密钥', rotate: '轮换密钥',
+  shopTime: '店铺时区', nowThere: '当地现在', version: '版本', schedWindow: '时间段', schedCron: '周期 (cron)', schedStart: '开始', schedEnd: '结束', schedFor: '持续',
+  schedNeedWindow: '时间段需要开始和结束时间', schedNeedCron: '周期需要 cron 表达式和持续时长',
+  search: '历史搜索', keyword: '关键词', buyerId: '买家 ID', since: '从', until: '到', any: '全部', results: '{0} 条结果', noResults: '没有找到', searchGo: '搜索',
+  takeOver: '接管', takeOverNote: '接管原因（可选）', takenOver: '已接管会话', openChat: '在工作台打开', recalledMark: '已撤回',
   transfer: '转接', transferTo: '转接给', group: '分组', note: '备注', rules: '分流规则', me: '我', dropHere: '松开以上传', uploadFailed: '上传失败', none: '无',
 }
 const en: Record<string, string> = {
@@ -45,6 +49,10 @@ const en: Record<string, string> = {
   dashboard: 'Dashboard', lastHour: 'Last hour', lastDay: 'Last 24 hours', queueLength: 'Queue length', longestWait: 'Longest wait', sessionsInPeriod: 'Sessions',
   assignTime: 'Assignment time', firstResponse: 'First response', satisfaction: 'Satisfaction', agentsByStatus: 'Agents by status', sessionsPerAgent: 'Sessions per agent',
   origins: 'Widget origins', secrets: 'Buyer-token secrets', rotate: 'Rotate secret',
+  shopTime: 'Shop time zone', nowThere: 'now there', version: 'Version', schedWindow: 'Window', schedCron: 'Recurring (cron)', schedStart: 'Start', schedEnd: 'End', schedFor: 'for',
+  schedNeedWindow: 'a window needs a start and an end', schedNeedCron: 'a recurring schedule needs a cron expression and a duration',
+  search: 'Search', keyword: 'Keyword', buyerId: 'Buyer id', since: 'From', until: 'To', any: 'Any', results: '{0} result(s)', noResults: 'Nothing found', searchGo: 'Search',
+  takeOver: 'Take over', takeOverNote: 'Reason (optional)', takenOver: 'Session taken over', openChat: 'Open in workspace', recalledMark: 'recalled',
   transfer: 'Transfer', transferTo: 'Transfer to', group: 'Group', note: 'Note', rules: 'Routing rules', me: 'Me', dropHere: 'Drop to upload', uploadFailed: 'Upload failed', none: 'None',
 }
 

@@ -35,9 +35,13 @@ function loadAuth(): Auth | null {
 export const state = reactive({
   auth: loadAuth() as Auth | null,
   conn: 'disconnected' as ConnState,
+  /** node: the cluster node the WebSocket is connected to (from its hello). */
+  node: '',
   status: 'offline',
   convs: {} as Record<number, ConvView>,
   selected: 0,
+  /** focus: a message of the selected conversation to scroll to (from a search hit). */
+  focus: { conv: 0, seq: 0 },
   now: Date.now(),
   error: '',
 })
@@ -123,7 +127,7 @@ export async function start() {
   conn = new Conn({
     base: location.origin,
     token: () => state.auth?.token || '',
-    onState: (s) => { state.conn = s },
+    onState: (s) => { state.conn = s; state.node = conn?.node || '' },
     onOpen: () => { void resync() },
     onEvent,
   })
@@ -138,6 +142,9 @@ async function resync() {
   for (const id of Object.keys(state.convs).map(Number)) {
     if (threads.get(id)?.oldest) {
       try { if (await pullAfter(getApi(), id, thread(id))) publish(id) } catch { /* next check */ }
+      // what arrived while disconnected is on screen in the open chat: it is read
+      if (state.selected === id) markRead(id)
+      void loadReads(id)
     }
   }
   await flushPending()
@@ -161,10 +168,21 @@ export async function refresh() {
     const t = thread(c.id)
     if (!t.oldest) {
       loadLatest(getApi(), c.id, c.last_seq, t).then(() => publish(c.id)).catch(() => {})
+      void loadReads(c.id)
     } else if (c.last_seq > t.cursor) {
-      pullAfter(getApi(), c.id, t).then(() => publish(c.id)).catch(() => {})
+      pullAfter(getApi(), c.id, t).then(() => { publish(c.id); if (state.selected === c.id) markRead(c.id) }).catch(() => {})
     }
   }
+}
+
+/** loadReads fetches how far the buyer has read, so read receipts are right after a reload too (the
+ *  `read` events only tell what happens while connected). */
+async function loadReads(id: number) {
+  try {
+    const r = await getApi().get<{ reads: { buyer: number } }>(`/api/conversations/${id}/reads`)
+    const v = state.convs[id]
+    if (v) v.peerRead = Math.max(v.peerRead, r.reads.buyer)
+  } catch { /* the next resync asks again */ }
 }
 
 function mine(s?: Session): boolean {
@@ -253,6 +271,16 @@ export async function select(id: number) {
     try { await loadLatest(getApi(), id, v.conv.last_seq, t); publish(id) } catch { /* shown empty */ }
   }
   markRead(id)
+}
+
+/** focus selects a conversation and loads its history back to seq, for the chat to scroll to it. */
+export async function focus(id: number, seq: number) {
+  await select(id)
+  const t = thread(id)
+  for (let i = 0; i < 100 && t.oldest > seq && t.oldest > 1; i++) {
+    if (!(await older(id))) break
+  }
+  state.focus = { conv: id, seq }
 }
 
 export async function older(id: number): Promise<number> {

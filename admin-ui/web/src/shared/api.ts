@@ -1,6 +1,7 @@
 // A small REST client for docs/protocol.md: JSON in and out, errors shaped {error:{code,message}}.
 export class ApiError extends Error {
-  constructor(public status: number, public code: string, message: string) { super(message) }
+  /** details are the itemised problems of a rejected request (the error's "errors"), when given. */
+  constructor(public status: number, public code: string, message: string, public details: any[] = []) { super(message) }
 }
 
 export interface ApiOptions { base: string; token: () => string; shop?: string }
@@ -31,7 +32,7 @@ export class Api {
     let data: any = {}
     try { data = text ? JSON.parse(text) : {} } catch { data = {} }
     if (!res.ok) {
-      throw new ApiError(res.status, data?.error?.code || 'EHTTP', data?.error?.message || res.statusText)
+      throw new ApiError(res.status, data?.error?.code || 'EHTTP', data?.error?.message || res.statusText, Array.isArray(data?.error?.errors) ? data.error.errors : [])
     }
     return data as T
   }

@@ -23,6 +23,8 @@ export class Conn {
   private attempts = 0
   private stopped = false
   state: ConnState = 'disconnected'
+  /** node is the id of the node this device is connected to (from its hello), '' before. */
+  node = ''
 
   constructor(private opts: ConnOptions) {}
 
@@ -67,6 +69,7 @@ export class Conn {
       try { f = JSON.parse(String(ev.data)) } catch { return }
       if (f.type === 'hello') {
         this.attempts = 0
+        this.node = f.node || ''
         this.setState('connected')
         clearInterval(this.ping)
         this.ping = setInterval(() => this.frame({ type: 'ping' }), Math.max(1, (f.heartbeat_seconds || 10) - 1) * 1000)

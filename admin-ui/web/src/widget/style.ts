@@ -31,5 +31,9 @@ textarea{flex:1;resize:none;border:1px solid #ddd;border-radius:6px;padding:6px;
 .stars button{background:none;border:none;font-size:24px;color:#ccc;cursor:pointer;padding:0 2px}.stars button.on{color:#ffb400}
 .rate-c{height:auto;flex:none}.rate-send{background:#ff6a00;color:#fff;border:none;border-radius:6px;padding:8px 14px;cursor:pointer}.rate-send:disabled{opacity:.5;cursor:default}.rate-err{color:#e5484d;font-size:12px}
 .rate-ok{padding:8px 12px;color:#2f9e44;border-top:1px solid #eee}
+.picker{display:flex;flex-wrap:wrap;gap:6px;padding:8px 12px;border-top:1px solid #eee}.picker[hidden],.emojis[hidden]{display:none}
+.pick-q{width:100%;font-size:12px;color:#777}.pick{border:1px solid #ff6a00;color:#ff6a00;background:#fff;border-radius:14px;padding:3px 10px;cursor:pointer}
+.emojis{display:flex;flex-wrap:wrap;gap:2px;padding:4px 8px;border-top:1px solid #eee}.emojis .e,.emo{background:none;border:none;font-size:20px;cursor:pointer;padding:2px}
+.avatar{display:inline-flex;align-items:center;justify-content:center;width:20px;height:20px;border-radius:50%;background:#ff6a00;color:#fff;font-size:11px;margin-right:6px;vertical-align:middle}
 @media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100vh;max-height:100vh;border-radius:0}}
 `

@@ -18,6 +18,7 @@ const zh = {
   position: '您排在第 {0} 位，预计等待 {1} 分钟', positionNoEta: '您排在第 {0} 位，请稍候', serving: '{0} 为您服务', closed: '会话已结束，感谢您的咨询', read: '已读', unread: '未读',
   recalled: '消息已撤回', typing: '客服正在输入…', disconnected: '连接已断开，正在重连…', ask: '咨询这个', product: '商品', order: '订单',
   unavailable: '本站暂不支持在线客服', assigned: '客服 {0} 已接入', sysclosed: '会话已结束', image: '图片', file: '文件', sending: '发送中…', welcome: '您好，有什么可以帮您？',
+  picks: '商品咨询|我的订单|物流配送|售后与退款', pick: '您想咨询什么？', emoji: '表情',
   rate: '请为本次服务评分', rateComment: '补充评价（可选）', rateSend: '提交评价', rateThanks: '感谢您的评价！', rateFail: '评价提交失败：{0}',
 }
 const en: typeof zh = {
@@ -25,6 +26,7 @@ const en: typeof zh = {
   position: 'You are number {0} in line, about {1} min', positionNoEta: 'You are number {0} in line', serving: '{0} is helping you', closed: 'This session has ended. Thank you!', read: 'Read', unread: 'Unread',
   recalled: 'Message recalled', typing: 'Agent is typing…', disconnected: 'Disconnected, reconnecting…', ask: 'Ask about this', product: 'Product', order: 'Order',
   unavailable: 'Chat is not available on this site', assigned: '{0} joined', sysclosed: 'Session closed', image: 'Image', file: 'File', sending: 'Sending…', welcome: 'Hello! How can we help?',
+  picks: 'A question about a product|About my order|Shipping and delivery|Returns and refunds', pick: 'What can we help you with?', emoji: 'Emoji',
   rate: 'How did we do?', rateComment: 'Comment (optional)', rateSend: 'Submit rating', rateThanks: 'Thank you for your rating!', rateFail: 'Could not submit the rating: {0}',
 }
 const L = (navigator.language || '').toLowerCase().startsWith('zh') ? zh : en
@@ -50,6 +52,9 @@ let unread = 0
 let peerRead = 0
 let typingUntil = 0
 let agentName = ''
+/** available: whether anyone of the shop is at work (GET /api/availability); when not, the buyer is
+ *  invited to leave a message, which waits in the queue for the next agent. */
+let available = true
 let queueInfo: { position: number; total: number; eta_seconds: number } | null = null
 const thread = new Thread()
 const outbox: Outbox[] = []
@@ -66,10 +71,12 @@ root.innerHTML = `<style>${CSS}</style>
   <div class="status" data-testid="sd-status"></div>
   <div class="ctx" data-testid="sd-context" hidden></div>
   <div class="list" data-testid="sd-list"></div>
+  <div class="picker" data-testid="sd-picker" hidden></div>
+  <div class="emojis" data-testid="sd-emojis" hidden></div>
   <div class="typing"></div>
   <div class="rate" data-testid="sd-rate" hidden><div class="rate-q"></div><div class="stars"></div><textarea class="rate-c" data-testid="sd-rate-comment" rows="2" maxlength="500"></textarea><button class="rate-send" data-testid="sd-rate-submit"></button><div class="rate-err" data-testid="sd-rate-error"></div></div>
   <div class="rate-ok" data-testid="sd-rate-thanks" hidden></div>
-  <footer><label class="attach">📎<input type="file" accept="image/*,application/pdf,text/plain,application/zip" hidden data-testid="sd-file"></label>
+  <footer><button class="emo" data-testid="sd-emoji-btn">😊</button><label class="attach">📎<input type="file" accept="image/*,application/pdf,text/plain,application/zip" hidden data-testid="sd-file"></label>
   <textarea data-testid="sd-input" rows="1"></textarea><button class="send" data-testid="sd-send"></button></footer>
 </div>`
 const $ = <T extends Element>(s: string) => root.querySelector(s) as T
@@ -95,6 +102,23 @@ for (let i = 1; i <= 5; i++) {
   stars.append(b)
 }
 
+// A simple question picker, for a buyer who opens the chat with no product or order in view.
+const picker = $<HTMLElement>('.picker'), emojis = $<HTMLElement>('.emojis')
+picker.append(el('div', 'pick-q', tr('pick')))
+tr('picks').split('|').forEach((q, i) => {
+  const b = el('button', 'pick', q) as HTMLButtonElement
+  b.dataset.testid = 'sd-pick-' + i
+  b.onclick = () => { void send({ type: 'text', text: q }) }
+  picker.append(b)
+})
+for (const e of ['😀', '😊', '👍', '🙏', '❤️', '😅', '🤔', '👌']) {
+  const b = el('button', 'e', e) as HTMLButtonElement
+  b.onclick = () => { input.value += e; emojis.hidden = true; input.focus() }
+  emojis.append(b)
+}
+$<HTMLButtonElement>('.emo').setAttribute('aria-label', tr('emoji'))
+$<HTMLButtonElement>('.emo').onclick = () => { emojis.hidden = !emojis.hidden }
+
 function el(tag: string, cls: string, text?: string): HTMLElement {
   const e = document.createElement(tag)
   e.className = cls
@@ -116,11 +140,21 @@ function renderStatus() {
     return
   }
   let s = ''
-  if (session?.state === 'queued') s = queueInfo ? (queueInfo.eta_seconds > 0 ? tr('position', queueInfo.position, Math.max(1, Math.round(queueInfo.eta_seconds / 60))) : tr('positionNoEta', queueInfo.position)) : tr('queued')
+  // Nobody at work: a waiting buyer (or one about to ask) is invited to leave a message instead.
+  const nobody = !available && !!conv && (!session || session.state === 'queued')
+  if (nobody) s = tr('nobody')
+  else if (session?.state === 'queued') s = queueInfo ? (queueInfo.eta_seconds > 0 ? tr('position', queueInfo.position, Math.max(1, Math.round(queueInfo.eta_seconds / 60))) : tr('positionNoEta', queueInfo.position)) : tr('queued')
   else if (session?.state === 'open') s = tr('serving', agentName || '')
   else if (session?.state === 'closed') s = tr('closed')
   statusEl.textContent = s
+  if (session?.state === 'open' && agentName) {
+    // the agent's avatar: their initial (staff have no picture in the API)
+    const av = el('span', 'avatar', [...agentName][0].toUpperCase())
+    av.dataset.testid = 'sd-avatar'
+    statusEl.prepend(av)
+  }
   statusEl.dataset.state = session?.state || ''
+  if (nobody) statusEl.dataset.nobody = '1'; else delete statusEl.dataset.nobody
   if (queueInfo && session?.state === 'queued') { statusEl.dataset.position = String(queueInfo.position) } else delete statusEl.dataset.position
 }
 
@@ -154,6 +188,7 @@ function blobImg(key: string, name: string, image: boolean): HTMLElement {
 }
 
 function renderList() {
+  picker.hidden = !!(thread.bySeq.size || outbox.length || card || failure)
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40
   list.textContent = ''
   if (!thread.bySeq.size && !outbox.length) list.append(el('div', 'sys', tr('welcome')))
@@ -239,6 +274,7 @@ function start(): Promise<void> {
       conv = r.conversation
       await loadLatest(api, conv.id, conv.last_seq, thread, 50)
       scanSystem()
+      await loadReads()
       await refreshConv()
       conn = new Conn({
         base: BASE, token: () => token, shop: SHOP,
@@ -272,6 +308,10 @@ async function refreshConv() {
     if (!c) return
     if (c.session) session = c.session
     unread = c.unread || 0
+    if (session?.state !== 'open') {
+      const av = await api.get<{ available: boolean }>('/api/availability').catch(() => null)
+      if (av) available = av.available
+    } else available = true
     if (session?.state === 'queued') {
       const q = await api.get<{ queue: typeof queueInfo }>(`/api/sessions/${session.id}/queue`).catch(() => null)
       queueInfo = q?.queue && q.queue.position > 0 ? q.queue : null
@@ -281,9 +321,19 @@ async function refreshConv() {
   } catch { /* next check */ }
 }
 
+/** loadReads asks how far the staff have read, so read receipts are right after a reload too. */
+async function loadReads() {
+  if (!conv) return
+  try {
+    const r = await api.get<{ reads: { staff: number } }>(`/api/conversations/${conv.id}/reads`)
+    peerRead = Math.max(peerRead, r.reads.staff)
+  } catch { /* the next resync asks again */ }
+}
+
 async function resync() {
   if (!conv) return
   try { await pullAfter(api, conv.id, thread); scanSystem() } catch { /* next check */ }
+  await loadReads()
   for (const o of [...outbox]) await deliver(o)
   await refreshConv()
   render()
@@ -431,7 +481,7 @@ const Shopdesk = {
   },
   close() { setOpen(false); bubble.hidden = false },
   /** state is for tests and the shop page: connection, session and unread. */
-  state() { return { conn: connState, session: session?.state || '', unread, conversation: conv?.id || 0, queue: queueInfo } },
+  state() { return { conn: connState, node: conn?.node || '', session: session?.state || '', unread, conversation: conv?.id || 0, queue: queueInfo } },
 }
 
 function boot() {
