@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shopdesk/shopdesk/archive"
+	"github.com/shopdesk/shopdesk/session/crashpoint"
 )
 
 // wireBlobs picks the object store of uploads and cold history: S3 when an endpoint is configured,
@@ -42,7 +43,7 @@ func (a *App) wireArchive() error {
 	a.sessions.Log = archive.NewHistory(a.sessions.Log, a.cold)
 	days := a.cfg.ArchiveDays
 	archiver, err := archive.NewArchiver(a.db, a.blobs, archive.ArchiverConfig{
-		Days: func(context.Context, int64) (int, error) { return days, nil }})
+		Days: func(context.Context, int64) (int, error) { return days, nil }, CrashPoint: crashpoint.Hook})
 	if err != nil {
 		return err
 	}

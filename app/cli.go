@@ -15,6 +15,7 @@ import (
 
 	"github.com/shopdesk/shopdesk/agent"
 	"github.com/shopdesk/shopdesk/migrations"
+	"github.com/shopdesk/shopdesk/session/crashpoint"
 )
 
 // Version is set at build time with -ldflags "-X github.com/shopdesk/shopdesk/app.Version=…".
@@ -40,6 +41,11 @@ Every flag of serve is also an environment variable: --redis-addr is SHOPDESK_RE
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	// Only a binary built with -tags crashpoint (the crash tests') stops at the points named here.
+	if err := crashpoint.Arm(Getenv("SHOPDESK_CRASHPOINT")); err != nil {
+		fmt.Fprintln(stderr, "SHOPDESK_CRASHPOINT:", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -17,6 +17,7 @@ import (
 	"github.com/shopdesk/shopdesk/archive"
 	"github.com/shopdesk/shopdesk/archive/search"
 	"github.com/shopdesk/shopdesk/session"
+	"github.com/shopdesk/shopdesk/session/crashpoint"
 )
 
 // indexBatch is how many messages of a shop one index step reads and indexes.
@@ -101,6 +102,7 @@ func (a *App) indexShop(ctx context.Context, warm *session.SQLLog, shopID int64)
 	if err := a.search.Index(ctx, docs); err != nil {
 		return 0, err
 	}
+	crashpoint.Hit("index.after_bulk") // indexed, but the cursor has not moved
 	last := msgs[len(msgs)-1]
 	cur = searchCursor{ShopID: shopID, CreatedAt: last.CreatedAt, ConversationID: last.ConversationID, Seq: last.Seq, UpdatedAt: time.Now()}
 	err = a.db.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "shop_id"}},

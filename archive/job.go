@@ -107,6 +107,15 @@ func (a *Archiver) Archive(ctx context.Context, scope Scope) (JobResult, error) 
 		if shops, err = a.warm.ShopsWithMessagesBefore(ctx, before); err != nil {
 			return res, err
 		}
+		// A run that stopped after deleting a shop's last old warm rows left its segment pending, and
+		// the shop has nothing old left to be found by: it is finished here too.
+		pending, err := a.manifest.PendingShops(ctx)
+		if err != nil {
+			return res, err
+		}
+		shops = append(shops, pending...)
+		slices.Sort(shops)
+		shops = slices.Compact(shops)
 	}
 	var errs []error
 	for _, shop := range shops {

@@ -493,3 +493,50 @@ func (s *switchable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Handler.ServeHTTP(w, r)
 }
+
+// TestArchiveFinishesShopWithNoWarmRowsLeft: a run that stops after deleting a shop's last old warm
+// rows, before marking the segment done, leaves a shop with nothing old left in the warm store; the
+// next run still finds the pending segment and finishes it.
+func TestArchiveFinishesShopWithNoWarmRowsLeft(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.SQLite(t)
+	blobs, err := NewLocalDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, _, err := session.NewStore(db).FindOrCreateConversation(ctx, 1, 10, session.EntryContext{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []session.Message
+	for seq := int64(1); seq <= 5; seq++ {
+		msgs = append(msgs, session.Message{ConversationID: conv.ID, Seq: seq, ClientMsgID: fmt.Sprintf("c%d", seq), ShopID: 1,
+			SenderKind: session.PartyBuyer, SenderID: 10, Body: session.Body{Type: session.TypeText, Text: "old"},
+			CreatedAt: time.Date(2026, 6, 1, 0, 0, int(seq), 0, time.UTC)})
+	}
+	if _, err := session.NewSQLLog(db).Insert(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	crashed := errors.New("crash")
+	a := newArchiver(t, db, blobs, ArchiverConfig{CrashPoint: func(name string) error {
+		if name == "archive.after_delete" {
+			return crashed
+		}
+		return nil
+	}})
+	if _, err := a.Run(ctx); !errors.Is(err, crashed) {
+		t.Fatalf("first run: %v", err)
+	}
+	if pending, err := NewManifest(db).Pending(ctx, 1); err != nil || len(pending) != 1 {
+		t.Fatalf("pending after the crash: %+v %v", pending, err)
+	}
+	if _, err := newArchiver(t, db, blobs, ArchiverConfig{}).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pending, err := NewManifest(db).Pending(ctx, 1); err != nil || len(pending) != 0 {
+		t.Fatalf("pending after the rerun: %+v %v", pending, err)
+	}
+	warm, cold := everything(t, db, blobs, true)
+	sameHistory(t, history{conv.ID: msgs}, warm, cold)
+}

@@ -151,6 +151,17 @@ func (m *Manifest) Pending(ctx context.Context, shopID int64) ([]SegmentRecord, 
 	return out, nil
 }
 
+// PendingShops returns the shops that have segments whose warm rows may not all be deleted yet, in
+// id order.
+func (m *Manifest) PendingShops(ctx context.Context) ([]int64, error) {
+	var out []int64
+	err := m.db.WithContext(ctx).Model(&SegmentRecord{}).Where("state = ?", StateWritten).Distinct().Order("shop_id").Pluck("shop_id", &out).Error
+	if err != nil {
+		return nil, fmt.Errorf("manifest: shops with pending segments: %w", err)
+	}
+	return out, nil
+}
+
 // MarkDone records that the segment's warm rows are deleted.
 func (m *Manifest) MarkDone(ctx context.Context, id int64) error {
 	err := m.db.WithContext(ctx).Model(&SegmentRecord{}).Where("id = ?", id).Update("state", StateDone).Error

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shopdesk/shopdesk/session/crashpoint"
 )
 
 var (
@@ -448,6 +450,7 @@ func (l *RedisLog) flushConversations(ctx context.Context, ids []int64, budget *
 			if err != nil {
 				return err
 			}
+			crashpoint.Hit("flush.after_insert") // warm, but the markers have not moved
 			// A conflict is counted once and the marker still advances past it: retrying cannot
 			// resolve it, and re-counting it on every flush would make the alarm meaningless.
 			stats.Conflicts += len(bad)
