@@ -90,7 +90,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	case ModeEmbedded:
 		a.db, err = migrations.OpenSQLite(ctx, filepath.Join(cfg.Data, "shopdesk.db"))
 	default:
-		a.db, err = migrations.OpenMySQL(ctx, cfg.MySQLDSN)
+		if a.db, err = migrations.OpenMySQL(ctx, cfg.MySQLDSN); err == nil {
+			err = setPool(a.db, cfg.MySQLMaxConns)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -260,6 +262,18 @@ func (u uploads) UploadExists(ctx context.Context, key string) (bool, error) {
 		return false, err
 	}
 	return true, r.Close()
+}
+
+// setPool bounds the node's MySQL connections. Every node of a cluster holds up to n, so n times the
+// nodes must stay under the server's max_connections.
+func setPool(db *gorm.DB, n int) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	sqlDB.SetMaxOpenConns(n)
+	sqlDB.SetMaxIdleConns(n)
+	return nil
 }
 
 // staffDirectory lets session ask about staff without importing agent. Names are kept for

@@ -17,6 +17,7 @@ type Config struct {
 	Data            string
 	MySQLDSN        string
 	RedisAddr       string
+	MySQLMaxConns   int
 	RedisPassword   string
 	RedisPrefix     string
 	OperatorToken   string
@@ -66,6 +67,7 @@ func (c *Config) settings() []setting {
 		{"public-url", "URL clients reach this node at (default: http://127.0.0.1 and the listening port)", &c.PublicURL, ""},
 		{"data", "directory for the embedded store, blobs and the operator token", &c.Data, "./data"},
 		{"mysql-dsn", "MySQL/MariaDB DSN (go-sql-driver syntax); set with redis-addr for production", &c.MySQLDSN, ""},
+		{"mysql-max-conns", "most MySQL connections this node opens (times the nodes, under the server's max_connections)", &c.MySQLMaxConns, "64"},
 		{"redis-addr", "Redis host:port; needs mysql-dsn too", &c.RedisAddr, ""},
 		{"redis-password", "Redis password", &c.RedisPassword, ""},
 		{"redis-prefix", "prefix of every Redis key (lets several clusters share one Redis)", &c.RedisPrefix, "sd:"},
@@ -191,6 +193,9 @@ func (c Config) check() error {
 	}
 	if c.PresenceTimeout < time.Second || c.SessionIdle < time.Second || c.RerouteGrace < time.Second {
 		return fmt.Errorf("presence-timeout, reroute-grace and session-idle must be at least 1s")
+	}
+	if c.MySQLMaxConns < 1 {
+		return fmt.Errorf("mysql-max-conns must be at least 1")
 	}
 	if c.HotKeepMessages < 0 || c.HotKeepHours < 0 {
 		return fmt.Errorf("hot-keep-messages and hot-keep-hours must not be negative")
