@@ -112,21 +112,22 @@ func (s *Store) SaveStaff(ctx context.Context, st *Staff) error {
 	return unavailable(s.db.WithContext(ctx).Save(st).Error, "save staff")
 }
 
-// SetStatus changes a staff member's status and reports the previous one.
+// SetStatus changes a staff member's status and reports the previous one. The previous status is
+// read just before the change, not under a lock: it is for the record (a log line), and agents flip
+// statuses often enough that two more round trips for a transaction would show under load.
 func (s *Store) SetStatus(ctx context.Context, shopID, id int64, status Status) (Status, error) {
-	var prev Status
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var st Staff
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("shop_id = ?", shopID).Take(&st, id).Error; err != nil {
-			return err
-		}
-		prev = st.Status
-		return tx.Model(&Staff{}).Where("id = ?", id).Update("status", status).Error
-	})
-	if err != nil {
+	var st Staff
+	db := s.db.WithContext(ctx)
+	if err := db.Select("status").Where("shop_id = ?", shopID).Take(&st, id).Error; err != nil {
 		return "", notFound(err, "staff %d not found", id)
 	}
-	return prev, nil
+	if st.Status == status {
+		return st.Status, nil
+	}
+	if err := db.Model(&Staff{}).Where("id = ? AND shop_id = ?", id, shopID).Update("status", status).Error; err != nil {
+		return "", unavailable(err, "set status")
+	}
+	return st.Status, nil
 }
 
 // UpsertBuyer returns the buyer of shop with externalID, creating it or refreshing name, tier and tags.

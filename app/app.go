@@ -277,8 +277,9 @@ func setPool(db *gorm.DB, n int) error {
 }
 
 // staffDirectory lets session ask about staff without importing agent. Names are kept for
-// staffNameTTL, as long as routing trusts its own snapshot of the staff: every assignment asks, and a
-// rename or a deactivation reaches this node at once (forget) and the others within the TTL.
+// staffNameTTL: every assignment asks, and a rename or a deactivation reaches this node at once
+// (forget) and the others within the TTL. Routing, which picks the agents, never picks a deactivated
+// one whatever this cache says: its own staff snapshot is at most a second old.
 type staffDirectory struct {
 	store *agent.Store
 	mu    sync.Mutex
@@ -292,7 +293,7 @@ type staffName struct {
 }
 
 // staffNameTTL is how long a staff member's name and active flag are trusted.
-const staffNameTTL = 2 * time.Second
+const staffNameTTL = 30 * time.Second
 
 func (d *staffDirectory) StaffName(ctx context.Context, shopID, id int64) (string, error) {
 	key := [2]int64{shopID, id}

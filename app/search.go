@@ -111,10 +111,13 @@ func (a *App) indexShop(ctx context.Context, warm *session.SQLLog, shopID int64)
 }
 
 // documents turns messages into search documents, with their conversation's buyer and the session
-// each belongs to; a recall also indexes the message it recalls again, marked recalled.
+// each belongs to; a recall also indexes the message it recalls again, marked recalled. The batch's
+// conversations and their sessions are read in two queries, not two per conversation.
 func (a *App) documents(ctx context.Context, msgs []session.Message) ([]search.Document, error) {
-	convs := map[int64]*session.Conversation{}
-	sessions := map[int64][]session.Session{}
+	convs, sessions, err := a.indexContext(ctx, msgs)
+	if err != nil {
+		return nil, err
+	}
 	var docs []search.Document
 	add := func(m session.Message) error {
 		conv, ok := convs[m.ConversationID]
@@ -124,11 +127,6 @@ func (a *App) documents(ctx context.Context, msgs []session.Message) ([]search.D
 				return err
 			}
 			conv, convs[m.ConversationID] = c, c
-			list, err := a.sessions.Store.Sessions(ctx, session.SessionFilter{ShopID: c.ShopID, ConversationID: c.ID, Limit: 500})
-			if err != nil {
-				return err
-			}
-			sessions[c.ID] = list
 		}
 		var in *session.Session
 		for i := range sessions[conv.ID] { // newest first: the first that opened at or before the message
@@ -158,6 +156,38 @@ func (a *App) documents(ctx context.Context, msgs []session.Message) ([]search.D
 		}
 	}
 	return docs, nil
+}
+
+// indexContext reads the conversations of msgs (all of one shop) and their sessions, newest first.
+func (a *App) indexContext(ctx context.Context, msgs []session.Message) (map[int64]*session.Conversation, map[int64][]session.Session, error) {
+	convs := map[int64]*session.Conversation{}
+	sessions := map[int64][]session.Session{}
+	if len(msgs) == 0 {
+		return convs, sessions, nil
+	}
+	var ids []int64
+	seen := map[int64]bool{}
+	for _, m := range msgs {
+		if !seen[m.ConversationID] {
+			seen[m.ConversationID] = true
+			ids = append(ids, m.ConversationID)
+		}
+	}
+	list, err := a.sessions.Store.ConversationsByID(ctx, msgs[0].ShopID, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range list {
+		convs[list[i].ID] = &list[i]
+	}
+	ss, err := a.sessions.Store.SessionsOf(ctx, msgs[0].ShopID, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, s := range ss {
+		sessions[s.ConversationID] = append(sessions[s.ConversationID], s)
+	}
+	return convs, sessions, nil
 }
 
 // searchMessages answers GET /api/search: staff search their shop's history; agents only their own

@@ -38,7 +38,9 @@ func OpenSQLite(ctx context.Context, path string) (*gorm.DB, error) {
 // OpenMySQL opens the MySQL/MariaDB warm store at dsn (go-sql-driver syntax) and migrates it.
 // parseTime and UTC are forced so that times round-trip exactly.
 func OpenMySQL(ctx context.Context, dsn string) (*gorm.DB, error) {
-	dsn = withParams(dsn, "parseTime=true&loc=UTC&charset=utf8mb4&multiStatements=true")
+	// interpolateParams: the driver otherwise prepares, executes and closes a statement for every
+	// query with arguments, three round trips where one does (safe with utf8mb4).
+	dsn = withParams(dsn, "parseTime=true&loc=UTC&charset=utf8mb4&multiStatements=true&interpolateParams=true")
 	db, err := gorm.Open(mysql.Open(dsn), gormConfig())
 	if err != nil {
 		return nil, fmt.Errorf("open mysql: %w", err)

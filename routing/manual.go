@@ -76,7 +76,9 @@ func (e *Engine) Transfer(ctx context.Context, shopID, sessionID int64, to Trans
 		exclude = []int64{s.AgentID}
 	}
 	env := &rules.Session{Kind: string(s.Kind)}
-	d, err := e.decide(ctx, sh, snap, cv, env, decideOpts{cause: CauseTransfer, exclude: exclude, session: s, weight: units, now: now})
+	// Loads as Slots has them now, like the statuses: the node's load cache may still count units a
+	// drain is about to take or has just given back.
+	d, err := e.decide(ctx, sh, snap, cv, env, decideOpts{cause: CauseTransfer, exclude: exclude, session: s, weight: units, fresh: true, now: now})
 	if err != nil {
 		return nil, err
 	}

@@ -63,6 +63,34 @@ func (s *Store) Conversation(ctx context.Context, id int64) (*Conversation, erro
 	return &c, nil
 }
 
+// ConversationsByID returns the conversations of shop among ids, in no particular order; unknown
+// ids and other shops' conversations are left out.
+func (s *Store) ConversationsByID(ctx context.Context, shopID int64, ids []int64) ([]Conversation, error) {
+	var out []Conversation
+	if len(ids) == 0 {
+		return out, nil
+	}
+	if err := s.db.WithContext(ctx).Where("shop_id = ? AND id IN ?", shopID, ids).Find(&out).Error; err != nil {
+		return nil, unavailable(err, "load conversations")
+	}
+	return out, nil
+}
+
+// SessionsOf returns the sessions of shop's conversations convIDs, newest first, at most 500 per
+// conversation on average.
+func (s *Store) SessionsOf(ctx context.Context, shopID int64, convIDs []int64) ([]Session, error) {
+	var out []Session
+	if len(convIDs) == 0 {
+		return out, nil
+	}
+	err := s.db.WithContext(ctx).Where("shop_id = ? AND conversation_id IN ?", shopID, convIDs).
+		Order("id DESC").Limit(500 * len(convIDs)).Find(&out).Error
+	if err != nil {
+		return nil, unavailable(err, "list sessions")
+	}
+	return out, nil
+}
+
 // ConversationFilter selects conversations for a list.
 type ConversationFilter struct {
 	ShopID  int64

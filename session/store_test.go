@@ -13,6 +13,40 @@ func TestStoreConformance(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
 			st := NewStore(b.warm(t))
+			t.Run("batch reads by conversation", func(t *testing.T) {
+				now := time.Now().UTC()
+				a, _, _ := st.FindOrCreateConversation(ctx, 31, 1, EntryContext{})
+				b, _, _ := st.FindOrCreateConversation(ctx, 31, 2, EntryContext{})
+				other, _, _ := st.FindOrCreateConversation(ctx, 32, 3, EntryContext{})
+				for _, c := range []*Conversation{a, b, other} {
+					s1, _, err := st.OpenSession(ctx, c, 1, now)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := st.CloseSession(ctx, s1, "buyer", "", now); err != nil {
+						t.Fatal(err)
+					}
+					s2, _, err := st.OpenSession(ctx, c, 5, now)
+					if err != nil {
+						t.Fatal(err)
+					}
+					// Closed too, so that later subtests find no live session of these.
+					defer st.CloseSession(ctx, s2, "buyer", "", now)
+				}
+				convs, err := st.ConversationsByID(ctx, 31, []int64{a.ID, b.ID, other.ID, 999999})
+				if err != nil || len(convs) != 2 {
+					t.Fatalf("conversations of shop 31: %+v %v", convs, err)
+				}
+				list, err := st.SessionsOf(ctx, 31, []int64{a.ID, b.ID, other.ID})
+				if err != nil || len(list) != 4 {
+					t.Fatalf("sessions of shop 31's conversations: %+v %v", list, err)
+				}
+				for i, s := range list {
+					if s.ShopID != 31 || (i > 0 && s.ID > list[i-1].ID) {
+						t.Fatalf("want shop 31's sessions newest first: %+v", list)
+					}
+				}
+			})
 			t.Run("one conversation per buyer and shop", func(t *testing.T) {
 				var wg sync.WaitGroup
 				ids := make(chan int64, 8)
