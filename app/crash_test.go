@@ -269,7 +269,9 @@ type writtenConv struct {
 func (e *crashEnv) write(settled bool, args ...string) written {
 	t := e.t
 	t.Helper()
-	node := startNode(t, e.env, e.data, append(slices.Clone(e.s3Args), args...)...)
+	// No trim here: a trim run at a minute's turn would drop these small conversations from the trim
+	// set (nothing to trim at the default keep), and settle's trim, keeping fewer, would never see them.
+	node := startNode(t, e.env, e.data, append(append(slices.Clone(e.s3Args), "--trim-schedule="+jobsOff), args...)...)
 	base := node.URL()
 	var w written
 	for s := 0; s < crashShops; s++ {
