@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/shopdesk/shopdesk/agent"
 	"github.com/shopdesk/shopdesk/rules"
@@ -207,42 +208,51 @@ func (e *Engine) Assign(ctx context.Context, shopID, sessionID, agentID, by int6
 	if r := snap.reason[i]; r >= 0 && r != fBusy && r != fNoCapacity {
 		return nil, errorf(session.ECONFLICT, "agent %d is %s: sessions go to agents who are online or busy", agentID, filterOrder[r])
 	}
-	units, err := e.unitsOf(ctx, sh, snap, s)
+	units, over, now, err := e.forceAssign(ctx, s, snap, sh, st, AssignedByManual)
 	if err != nil {
 		return nil, err
-	}
-	prev, hadPrev, err := e.p.Slots.Held(ctx, shopID, sessionID)
-	if err != nil {
-		return nil, err
-	}
-	over, err := e.p.Slots.ForceClaim(ctx, shopID, agentID, sessionID, units, st.Capacity)
-	if err != nil {
-		return nil, err
-	}
-	if moved := hadPrev && prev.AgentID != agentID; moved || !hadPrev {
-		if moved {
-			sh.adjustLoad(prev.AgentID, -prev.Units)
-		}
-		sh.adjustLoad(agentID, units)
-	}
-	if _, err := e.p.Sessions.AssignTo(ctx, s, agentID, AssignedByManual); err != nil {
-		e.undoClaim(ctx, sh, snap, s, agentID, prev, hadPrev, errorCode(err) != session.ECONFLICT)
-		return nil, err
-	}
-	if _, err := e.p.Queue.Remove(ctx, shopID, sessionID); err != nil {
-		return nil, err
-	}
-	now := e.now()
-	sh.mu.Lock()
-	sh.lastAssigned[agentID] = now
-	sh.mu.Unlock()
-	e.stats.forced.Add(1)
-	if hadPrev && prev.AgentID != agentID {
-		defer e.drainFreed(ctx, shopID, prev.AgentID)
 	}
 	tr := &Trace{ShopID: shopID, SessionID: sessionID, At: now, Cause: CauseManual, Version: VersionNone, Rule: rules.DefaultRule,
 		RuleName: "manual", Weight: units, Staff: len(snap.staff), Eligible: 1, Outcome: OutcomeAssigned, AgentID: agentID,
 		Over: over, Note: fmt.Sprintf("assigned by manager %d", by)}
 	e.emit(record{trace: tr})
 	return tr, nil
+}
+
+// forceAssign gives the live session s to st whatever st's load (a manager's hand: the claim is
+// forced, and over says it went above capacity), out of the queue, and serves the queue from what
+// its previous agent freed. It returns the session's units and when it was assigned.
+func (e *Engine) forceAssign(ctx context.Context, s *session.Session, snap *snapshot, sh *shopState, st *agent.Staff, assignedBy string) (units int, over bool, now time.Time, err error) {
+	if units, err = e.unitsOf(ctx, sh, snap, s); err != nil {
+		return 0, false, now, err
+	}
+	prev, hadPrev, err := e.p.Slots.Held(ctx, s.ShopID, s.ID)
+	if err != nil {
+		return 0, false, now, err
+	}
+	if over, err = e.p.Slots.ForceClaim(ctx, s.ShopID, st.ID, s.ID, units, st.Capacity); err != nil {
+		return 0, false, now, err
+	}
+	if moved := hadPrev && prev.AgentID != st.ID; moved || !hadPrev {
+		if moved {
+			sh.adjustLoad(prev.AgentID, -prev.Units)
+		}
+		sh.adjustLoad(st.ID, units)
+	}
+	if _, err := e.p.Sessions.AssignTo(ctx, s, st.ID, assignedBy); err != nil {
+		e.undoClaim(ctx, sh, snap, s, st.ID, prev, hadPrev, errorCode(err) != session.ECONFLICT)
+		return 0, false, now, err
+	}
+	if _, err := e.p.Queue.Remove(ctx, s.ShopID, s.ID); err != nil {
+		return 0, false, now, err
+	}
+	now = e.now()
+	sh.mu.Lock()
+	sh.lastAssigned[st.ID] = now
+	sh.mu.Unlock()
+	e.stats.forced.Add(1)
+	if hadPrev && prev.AgentID != st.ID {
+		e.drainFreed(ctx, s.ShopID, prev.AgentID)
+	}
+	return units, over, now, nil
 }

@@ -31,38 +31,9 @@ func (e *Engine) TakeOver(ctx context.Context, shopID, sessionID, by int64, note
 	if s.State == session.StateOpen && s.AgentID == by {
 		return nil, errorf(session.EINVALID, "session %d is already yours", sessionID)
 	}
-	units, err := e.unitsOf(ctx, sh, snap, s)
+	units, over, now, err := e.forceAssign(ctx, s, snap, sh, st, AssignedByTransfer)
 	if err != nil {
 		return nil, err
-	}
-	prev, hadPrev, err := e.p.Slots.Held(ctx, shopID, sessionID)
-	if err != nil {
-		return nil, err
-	}
-	over, err := e.p.Slots.ForceClaim(ctx, shopID, by, sessionID, units, st.Capacity)
-	if err != nil {
-		return nil, err
-	}
-	if moved := hadPrev && prev.AgentID != by; moved || !hadPrev {
-		if moved {
-			sh.adjustLoad(prev.AgentID, -prev.Units)
-		}
-		sh.adjustLoad(by, units)
-	}
-	if _, err := e.p.Sessions.AssignTo(ctx, s, by, AssignedByTransfer); err != nil {
-		e.undoClaim(ctx, sh, snap, s, by, prev, hadPrev, errorCode(err) != session.ECONFLICT)
-		return nil, err
-	}
-	if _, err := e.p.Queue.Remove(ctx, shopID, sessionID); err != nil {
-		return nil, err
-	}
-	now := e.now()
-	sh.mu.Lock()
-	sh.lastAssigned[by] = now
-	sh.mu.Unlock()
-	e.stats.forced.Add(1)
-	if hadPrev && prev.AgentID != by {
-		defer e.drainFreed(ctx, shopID, prev.AgentID)
 	}
 	why := fmt.Sprintf("taken over by manager %d (%s)", by, st.DisplayName)
 	if note = strings.TrimSpace(note); note != "" {
