@@ -385,16 +385,6 @@ func (l *RedisLog) LastSeq(ctx context.Context, conversationID int64) (int64, er
 // their markers, one their messages, one insert writes them all and one round trip advances the
 // markers, instead of three round trips and an insert per conversation.
 func (l *RedisLog) Flush(ctx context.Context, maxMessages int) (FlushStats, error) {
-	return l.FlushShard(ctx, maxMessages, 0, 1)
-}
-
-// FlushShard is Flush for the conversations whose id is shard modulo shards: flushes of different
-// shards of one hot tier never touch the same conversation, so they may run at once, each waiting on
-// its own round trips to Redis and the warm store.
-func (l *RedisLog) FlushShard(ctx context.Context, maxMessages, shard, shards int) (FlushStats, error) {
-	if shards < 1 || shard < 0 || shard >= shards {
-		return FlushStats{}, Errorf(EINVALID, "flush shard %d of %d", shard, shards)
-	}
 	var stats FlushStats
 	budget := maxMessages
 	if budget <= 0 {
@@ -412,7 +402,7 @@ func (l *RedisLog) FlushShard(ctx context.Context, maxMessages, shard, shards in
 			if err != nil {
 				return stats, Errorf(EINTERNAL, "dirty set holds %q, not a conversation id", s)
 			}
-			if id%int64(shards) == int64(shard) && !slices.Contains(ids, id) { // SSCAN may return a member twice
+			if !slices.Contains(ids, id) { // SSCAN may return a member twice
 				ids = append(ids, id)
 			}
 		}
