@@ -156,12 +156,8 @@ func (e *Engine) snapshot(ctx context.Context, sh *shopState, now time.Time) (*s
 	if s != nil && fresh(s.at, now, e.cfg.CacheTTL) {
 		return s, nil
 	}
-	if s != nil && !now.Before(s.at) {
-		if !sh.refresh.TryLock() {
-			return s, nil
-		}
-	} else {
-		sh.refresh.Lock()
+	if !sh.lockRefresh(s != nil && !now.Before(s.at)) {
+		return s, nil
 	}
 	defer sh.refresh.Unlock()
 	if s := sh.snap.Load(); s != nil && fresh(s.at, now, e.cfg.CacheTTL) {
@@ -208,6 +204,16 @@ func (e *Engine) snapshot(ctx context.Context, sh *shopState, now time.Time) (*s
 	}
 	sh.snap.Store(s)
 	return s, nil
+}
+
+// lockRefresh takes the refresh lock for a reload. With a stale copy to serve (haveStale) it only
+// tries, and false means another caller is reloading: serve the stale copy meanwhile.
+func (sh *shopState) lockRefresh(haveStale bool) bool {
+	if haveStale {
+		return sh.refresh.TryLock()
+	}
+	sh.refresh.Lock()
+	return true
 }
 
 // statusPatch is a status change patched into the snapshot.
@@ -396,12 +402,8 @@ func (e *Engine) loadRules(ctx context.Context, sh *shopState, now time.Time) (*
 		return r, nil
 	}
 	// As for the snapshot: a stale state serves while one caller reloads; a missing one is waited for.
-	if r != nil && !now.Before(r.at) {
-		if !sh.refresh.TryLock() {
-			return r, nil
-		}
-	} else {
-		sh.refresh.Lock()
+	if !sh.lockRefresh(r != nil && !now.Before(r.at)) {
+		return r, nil
 	}
 	defer sh.refresh.Unlock()
 	if r := sh.rules.Load(); r != nil && fresh(r.at, now, e.cfg.CacheTTL) {
