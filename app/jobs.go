@@ -241,7 +241,7 @@ func (a *App) indexLag(ctx context.Context) (indexLag, error) {
 		}
 		lag.PendingMessages += n
 		lag.ShopsBehind++
-		first, err := warm.MessagesAfter(ctx, sh.ID, session.MessageCursor{CreatedAt: cur.CreatedAt, ConversationID: cur.ConversationID, Seq: cur.Seq}, 1)
+		first, err := warm.MessagesAfter(ctx, sh.ID, session.MessageCursor{CreatedAt: cur.CreatedAt, ConversationID: cur.ConversationID, Seq: cur.Seq}, time.Time{}, 1)
 		if err != nil {
 			return lag, err
 		}

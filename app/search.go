@@ -53,7 +53,8 @@ func (searchCursor) TableName() string { return "search_cursors" }
 // shop's cursor. Documents have deterministic ids, so a run that crashed after indexing and before
 // moving its cursor only indexes the same messages again. Messages reach the warm store when they
 // are flushed from the hot tier (by the flush job, every --flush-schedule), and are indexed from
-// there before the archive job can move them (days later). A --shop scope indexes one shop.
+// there before the archive job can move them (days later); the cursors stop at the log's WarmBefore,
+// as a message still hot may be older than one already warm. A --shop scope indexes one shop.
 func (a *App) indexJob(ctx context.Context) (archive.JobResult, error) {
 	var res archive.JobResult
 	if a.search == nil {
@@ -64,10 +65,21 @@ func (a *App) indexJob(ctx context.Context) (archive.JobResult, error) {
 		return res, err
 	}
 	warm := session.NewSQLLog(a.db)
+	// The cursors move in created_at order, so they stop where a message could still arrive behind
+	// them: a conversation the flush job has not reached yet, a send not yet committed.
+	var before time.Time
+	if a.hotLog != nil {
+		before, err = a.hotLog.WarmBefore(ctx)
+	} else {
+		before, err = warm.WarmBefore(ctx)
+	}
+	if err != nil || before.IsZero() { // no flush has drained the hot tier yet
+		return res, err
+	}
 	var errs []error
 	for _, shop := range shops {
 		for ctx.Err() == nil {
-			n, err := a.indexShop(ctx, warm, shop)
+			n, err := a.indexShop(ctx, warm, shop, before)
 			res.Processed += int64(n)
 			res.Moved += int64(n)
 			archive.ReportProgress(ctx, archive.Progress{Result: res})
@@ -84,14 +96,14 @@ func (a *App) indexJob(ctx context.Context) (archive.JobResult, error) {
 	return res, errors.Join(errs...)
 }
 
-// indexShop indexes the next batch of the shop's messages and moves its cursor.
-func (a *App) indexShop(ctx context.Context, warm *session.SQLLog, shopID int64) (int, error) {
+// indexShop indexes the next batch of the shop's messages created before before and moves its cursor.
+func (a *App) indexShop(ctx context.Context, warm *session.SQLLog, shopID int64, before time.Time) (int, error) {
 	var cur searchCursor
 	err := a.db.WithContext(ctx).Where("shop_id = ?", shopID).Take(&cur).Error
 	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 		return 0, err
 	}
-	msgs, err := warm.MessagesAfter(ctx, shopID, session.MessageCursor{CreatedAt: cur.CreatedAt, ConversationID: cur.ConversationID, Seq: cur.Seq}, indexBatch)
+	msgs, err := warm.MessagesAfter(ctx, shopID, session.MessageCursor{CreatedAt: cur.CreatedAt, ConversationID: cur.ConversationID, Seq: cur.Seq}, before, indexBatch)
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}

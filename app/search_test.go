@@ -1,12 +1,18 @@
 package app_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shopdesk/shopdesk/migrations"
+	"github.com/shopdesk/shopdesk/session"
 )
 
 // searchAnswer is the part of GET /api/search the tests read.
@@ -76,4 +82,61 @@ func TestSearch(t *testing.T) {
 			t.Fatalf("bad since: %d %+v", st, e)
 		}
 	})
+}
+
+// TestIndexWaitsForLateFlush: the index job follows the warm store in created_at order, and the flush
+// job moves conversations in its own order (two shards at once), so a newer message of one
+// conversation can be warm while an older one of another is still hot. The index must wait for the
+// older one instead of moving its cursor past it and never seeing it.
+func TestIndexWaitsForLateFlush(t *testing.T) {
+	t.Parallel()
+	env := productionEnv(t)
+	ctx := context.Background()
+	data := t.TempDir()
+	node := startNode(t, env, data, "--flush-schedule=@every 1h", "--index-schedule=* * * * * *")
+	base := node.URL()
+	shop := newShop(t, base, 0)
+	ann, bob := shop.buyer(t, "ann"), shop.buyer(t, "bob")
+	annConv, bobConv := startConversation(t, base, ann, nil), startConversation(t, base, bob, nil)
+	if annConv%2 == bobConv%2 { // one shard each: start another conversation for bob
+		bob = shop.buyer(t, "bob2")
+		bobConv = startConversation(t, base, bob, nil)
+	}
+	a, b := dial(t, base, ann), dial(t, base, bob)
+	a.sendText(annConv, "a1", "early tortoise")
+	b.sendText(bobConv, "b1", "late hare")
+	a.ws.Close()
+	b.ws.Close()
+
+	// Bob's conversation goes warm alone, as the flush job's loop of its shard would move it.
+	db, err := migrations.OpenMySQL(ctx, env.mysqlDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sqlDB, err := db.DB(); err == nil {
+		t.Cleanup(func() { sqlDB.Close() })
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: env.redis})
+	t.Cleanup(func() { rdb.Close() })
+	hot := session.NewRedisLog(rdb, env.prefix, session.NewSQLLog(db))
+	if st, err := hot.FlushShard(ctx, 100, int(bobConv%2), 2); err != nil || st.Messages == 0 {
+		t.Fatalf("flush bob's shard: %+v %v", st, err)
+	}
+	var found searchAnswer
+	time.Sleep(1500 * time.Millisecond) // the index job runs every second
+	if st := api(t, "GET", base+"/api/search?q=hare", shop.manager, nil, &found); st != http.StatusOK || found.Total != 0 {
+		t.Fatalf("indexed before the flush job drained the hot tier: %d %+v", st, found)
+	}
+	// A flush run marks warm what was appended before it started, less the grace for appends in
+	// flight: past the grace, this run marks both messages.
+	time.Sleep(session.AppendGrace)
+	if r := runArchive(t, env, data, "flush"); r.code != 0 || r.errCount != 0 {
+		t.Fatalf("flush: %+v", r)
+	}
+	for _, q := range []string{"tortoise", "hare"} {
+		eventually(t, 20*time.Second, q+" indexed", func() bool {
+			var out searchAnswer
+			return api(t, "GET", base+"/api/search?q="+q, shop.manager, nil, &out) == http.StatusOK && out.Total == 1
+		})
+	}
 }

@@ -2,6 +2,10 @@ package archive
 
 import (
 	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/shopdesk/shopdesk/session"
 )
@@ -14,30 +18,102 @@ type Flusher interface {
 // DefaultFlushBatch is how many messages one Flush call of the flush job moves at most.
 const DefaultFlushBatch = 5000
 
+// WarmMarker is a Flusher that keeps a watermark of its tier: every message appended before the
+// mark is warm (session.RedisLog). The flush job raises it after each run that drains the tier.
+type WarmMarker interface {
+	MarkWarmBefore(ctx context.Context, t time.Time) error
+}
+
+// ShardedFlusher is a Flusher whose work splits by conversation into shards that may flush at once.
+type ShardedFlusher interface {
+	Flusher
+	FlushShard(ctx context.Context, maxMessages, shard, shards int) (session.FlushStats, error)
+}
+
+// FlushShards is how many flushes of a ShardedFlusher the flush job runs at once: each waits on its
+// own round trips, so two keep Redis and the warm store busier than one.
+const FlushShards = 2
+
 // FlushJob is the flush job hot → warm as a scheduler job: it flushes batches of at most batch
 // messages (0: DefaultFlushBatch) until the hot tier is drained, the flush fails or the run's lease
 // runs out (the next run goes on; flushing deletes nothing, so the lease only keeps runs from
-// piling up). Conflicts (a warm row with another client_msg_id) count as errors to alarm on.
+// piling up). Conflicts (a warm row with another client_msg_id) count as errors to alarm on. A
+// ShardedFlusher is flushed FlushShards shards at a time. A run that drains the tier raises a
+// WarmMarker's mark to the time it started: what was appended before then is warm now.
 func FlushJob(f Flusher, batch int) JobFunc {
 	if batch <= 0 {
 		batch = DefaultFlushBatch
 	}
+	run := flushRun(f, batch)
 	return func(ctx context.Context) (JobResult, error) {
-		var res JobResult
-		lease := LeaseFrom(ctx)
-		for ctx.Err() == nil && lease.Held(ctx) {
-			st, err := f.Flush(ctx, batch)
-			res.Processed += int64(st.Messages)
-			res.Moved += int64(st.Messages - st.Conflicts)
-			res.Errors += int64(st.Conflicts)
-			if err != nil {
-				return res, err
-			}
-			ReportProgress(ctx, Progress{Result: res})
-			if st.Messages < batch {
-				break
-			}
+		start := time.Now()
+		res, drained, err := run(ctx)
+		if m, ok := f.(WarmMarker); ok && drained && err == nil {
+			err = m.MarkWarmBefore(ctx, start)
 		}
-		return res, ctx.Err()
+		return res, err
 	}
+}
+
+// flushRun is one run of the flush job: its figures, and whether it drained the tier.
+func flushRun(f Flusher, batch int) func(ctx context.Context) (JobResult, bool, error) {
+	return func(ctx context.Context) (JobResult, bool, error) {
+		sf, ok := f.(ShardedFlusher)
+		if !ok {
+			return flushLoop(ctx, batch, f.Flush, nil)
+		}
+		var mu sync.Mutex
+		var total JobResult
+		report := func(d JobResult) {
+			mu.Lock()
+			total.Processed += d.Processed
+			total.Moved += d.Moved
+			total.Errors += d.Errors
+			t := total
+			mu.Unlock()
+			ReportProgress(ctx, Progress{Result: t})
+		}
+		errs := make([]error, FlushShards)
+		drained := make([]bool, FlushShards)
+		var wg sync.WaitGroup
+		for k := 0; k < FlushShards; k++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, drained[k], errs[k] = flushLoop(ctx, batch, func(ctx context.Context, n int) (session.FlushStats, error) {
+					return sf.FlushShard(ctx, n, k, FlushShards)
+				}, report)
+			}()
+		}
+		wg.Wait()
+		return total, !slices.Contains(drained, false), errors.Join(errs...)
+	}
+}
+
+// flushLoop flushes batches with flush until a batch comes back short (drained), a flush fails or
+// the lease runs out; report, when set, gets each batch's figures instead of ReportProgress.
+func flushLoop(ctx context.Context, batch int, flush func(context.Context, int) (session.FlushStats, error), report func(JobResult)) (JobResult, bool, error) {
+	var res JobResult
+	lease := LeaseFrom(ctx)
+	for ctx.Err() == nil && lease.Held(ctx) {
+		st, err := flush(ctx, batch)
+		d := JobResult{Processed: int64(st.Messages), Moved: int64(st.Messages - st.Conflicts), Errors: int64(st.Conflicts)}
+		res.Processed += d.Processed
+		res.Moved += d.Moved
+		res.Errors += d.Errors
+		if err != nil {
+			return res, false, err
+		}
+		if report != nil {
+			if d.Processed > 0 {
+				report(d)
+			}
+		} else {
+			ReportProgress(ctx, Progress{Result: res})
+		}
+		if st.Messages < batch {
+			return res, true, nil
+		}
+	}
+	return res, false, ctx.Err()
 }

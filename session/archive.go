@@ -133,15 +133,31 @@ type MessageCursor struct {
 }
 
 // MessagesAfter returns up to limit of the shop's warm messages after the cursor in (created_at,
-// conversation, seq) order: a scan that never stalls on many messages of one instant.
-func (l *SQLLog) MessagesAfter(ctx context.Context, shopID int64, c MessageCursor, limit int) ([]Message, error) {
+// conversation, seq) order: a scan that never stalls on many messages of one instant. A non-zero
+// before leaves out messages created at or after it: the caller's bound below which no message can
+// still arrive (see WarmBefore), so that a cursor moved past the result never skips one.
+func (l *SQLLog) MessagesAfter(ctx context.Context, shopID int64, c MessageCursor, before time.Time, limit int) ([]Message, error) {
 	if limit <= 0 {
 		return nil, Errorf(EINVALID, "limit %d: want a positive number", limit)
 	}
 	t := c.CreatedAt.UTC()
 	var out []Message
-	err := l.db.WithContext(ctx).Where("shop_id = ? AND created_at >= ?", shopID, t).
-		Where("created_at > ? OR conversation_id > ? OR (conversation_id = ? AND seq > ?)", t, c.ConversationID, c.ConversationID, c.Seq).
-		Order("created_at, conversation_id, seq").Limit(limit).Find(&out).Error
+	q := l.db.WithContext(ctx).Where("shop_id = ? AND created_at >= ?", shopID, t).
+		Where("created_at > ? OR conversation_id > ? OR (conversation_id = ? AND seq > ?)", t, c.ConversationID, c.ConversationID, c.Seq)
+	if !before.IsZero() {
+		q = q.Where("created_at < ?", before.UTC())
+	}
+	err := q.Order("created_at, conversation_id, seq").Limit(limit).Find(&out).Error
 	return out, unavailable(err, "read messages to index")
+}
+
+// AppendGrace bounds how long after taking its created_at a message may reach its log: a send
+// queued behind others, a transaction that commits late, a node's clock ahead of another's. Readers
+// that follow the warm store in created_at order stay this far behind what they can see.
+const AppendGrace = 3 * time.Second
+
+// WarmBefore returns a time before which every message of the log is in the warm store: the SQL log
+// is the warm store, so only messages still being appended, AppendGrace, can be missing.
+func (l *SQLLog) WarmBefore(context.Context) (time.Time, error) {
+	return time.Now().Add(-AppendGrace), nil
 }

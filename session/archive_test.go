@@ -68,6 +68,16 @@ func TestArchiveQueries(t *testing.T) {
 			if _, err := l.MessagesBetween(ctx, 7, jan, feb, 0); ErrorCode(err) != EINVALID {
 				t.Fatalf("limit 0: %v", err)
 			}
+			// After a cursor, in (created_at, conversation, seq) order, bounded above when asked.
+			from := MessageCursor{CreatedAt: jan, ConversationID: c2.ID, Seq: 2}
+			if got, err := l.MessagesAfter(ctx, 7, from, time.Time{}, 100); err != nil ||
+				!slices.Equal(keys(got), []MessageKey{{c1.ID, 1}, {c1.ID, 2}, {c2.ID, 3}, {c2.ID, 4}, {c1.ID, 3}}) {
+				t.Fatalf("after the first instant of January: %v %v", keys(got), err)
+			}
+			if got, err := l.MessagesAfter(ctx, 7, from, feb.Add(-time.Microsecond), 100); err != nil ||
+				!slices.Equal(keys(got), []MessageKey{{c1.ID, 1}, {c1.ID, 2}}) {
+				t.Fatalf("after the first instant of January, before its last: %v %v", keys(got), err)
+			}
 			if f, err := l.WarmFloor(ctx, c2.ID); err != nil || f != 1 {
 				t.Fatalf("floor of c2: %d %v", f, err)
 			}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -151,6 +152,37 @@ func (l *RedisLog) key(conversationID int64, name string) string {
 // the {c:<id>} keys, would fail with CROSSSLOT: it must become one set per slot (or per hash tag
 // bucket) before a cluster run. Designed for, untested.
 func (l *RedisLog) dirtyKey() string { return l.prefix + "hot:dirty" }
+
+// warmBeforeKey holds WarmBefore, in Unix nanoseconds.
+func (l *RedisLog) warmBeforeKey() string { return l.prefix + "hot:warm_before" }
+
+// raiseScript sets KEYS[1] to ARGV[1] unless it already holds a larger number: a run that started
+// earlier and ended later must not move the mark back.
+var raiseScript = redis.NewScript(`local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 0`)
+
+// MarkWarmBefore records that every message appended before t is in the warm store: the flush job
+// calls it with the start of a run that drained the hot tier.
+func (l *RedisLog) MarkWarmBefore(ctx context.Context, t time.Time) error {
+	err := raiseScript.Run(ctx, l.rdb, []string{l.warmBeforeKey()}, t.UnixNano()).Err()
+	return unavailable(err, "mark the warm watermark")
+}
+
+// WarmBefore returns a time before which every message of the log is in the warm store: AppendGrace
+// before the start of the last flush run that drained the hot tier, or the zero time before the
+// first. Readers that follow the warm store in created_at order (the index job) go no further, so a
+// conversation flushed late never lands behind them.
+func (l *RedisLog) WarmBefore(ctx context.Context) (time.Time, error) {
+	ns, err := l.rdb.Get(ctx, l.warmBeforeKey()).Int64()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, unavailable(err, "read the warm watermark")
+	}
+	return time.Unix(0, ns).Add(-AppendGrace), nil
+}
 
 // Append dedupes on client_msg_id, assigns the next seq and stores the message in one Lua script.
 // A missing counter is re-seeded from the warm store first, so that a Redis loss never hands out a
@@ -385,6 +417,16 @@ func (l *RedisLog) LastSeq(ctx context.Context, conversationID int64) (int64, er
 // their markers, one their messages, one insert writes them all and one round trip advances the
 // markers, instead of three round trips and an insert per conversation.
 func (l *RedisLog) Flush(ctx context.Context, maxMessages int) (FlushStats, error) {
+	return l.FlushShard(ctx, maxMessages, 0, 1)
+}
+
+// FlushShard is Flush for the conversations whose id is shard modulo shards: flushes of different
+// shards of one hot tier never touch the same conversation, so they may run at once, each waiting on
+// its own round trips to Redis and the warm store.
+func (l *RedisLog) FlushShard(ctx context.Context, maxMessages, shard, shards int) (FlushStats, error) {
+	if shards < 1 || shard < 0 || shard >= shards {
+		return FlushStats{}, Errorf(EINVALID, "flush shard %d of %d", shard, shards)
+	}
 	var stats FlushStats
 	budget := maxMessages
 	if budget <= 0 {
@@ -402,7 +444,7 @@ func (l *RedisLog) Flush(ctx context.Context, maxMessages int) (FlushStats, erro
 			if err != nil {
 				return stats, Errorf(EINTERNAL, "dirty set holds %q, not a conversation id", s)
 			}
-			if !slices.Contains(ids, id) { // SSCAN may return a member twice
+			if id%int64(shards) == int64(shard) && !slices.Contains(ids, id) { // SSCAN may return a member twice
 				ids = append(ids, id)
 			}
 		}
