@@ -232,3 +232,38 @@ func TestWriterCrashLosesNothing(t *testing.T) {
 		return warmMaxSeq(t, db, conv) == 4
 	})
 }
+
+// TestCloseAfterReassignElsewhere: a node answers a close from its own copy of the live session only
+// when the row still matches it. After another node gave the session to another agent, the first
+// agent can no longer close it through the node that still holds the old copy; the new agent can.
+func TestCloseAfterReassignElsewhere(t *testing.T) {
+	t.Parallel()
+	env := productionEnv(t)
+	sfx := testdb.Name("-")
+	n1 := startNode(t, env, "", "--node-id=c1"+sfx)
+	n2 := startNode(t, env, "", "--node-id=c2"+sfx)
+	shop := newShop(t, n1.URL(), 2)
+	a1, a2 := shop.agents[0], shop.agents[1]
+	dial(t, n1.URL(), a1.auth)
+	setStatus(t, n1.URL(), a1.auth, "online")
+	_, conv := openSession(t, n1.URL(), shop, "eve", map[string]any{"product_id": "p"})
+	s := awaitAgent(t, n1.URL(), shop.manager, conv, a1.id) // n1 routed it and holds the copy
+	dial(t, n2.URL(), a2.auth)
+	setStatus(t, n2.URL(), a2.auth, "online")
+	if st := api(t, "POST", fmt.Sprintf("%s/api/sessions/%d/assign", n2.URL(), s.ID), shop.manager, map[string]any{"agent_id": a2.id}, nil); st != http.StatusOK {
+		t.Fatalf("assign on n2: %d", st)
+	}
+	var e apiError
+	if st := api(t, "POST", fmt.Sprintf("%s/api/sessions/%d/close", n1.URL(), s.ID), a1.auth, map[string]any{"outcome": "x"}, &e); st != http.StatusForbidden {
+		t.Fatalf("the former agent closing on n1: %d %+v", st, e)
+	}
+	var out struct{ Session session.Session }
+	if st := api(t, "POST", fmt.Sprintf("%s/api/sessions/%d/close", n1.URL(), s.ID), a2.auth, map[string]any{"outcome": "done"}, &out); st != http.StatusOK ||
+		out.Session.State != session.StateClosed || out.Session.AgentID != a2.id || out.Session.Outcome != "done" {
+		t.Fatalf("the new agent closing on n1: %d %+v", st, out)
+	}
+	var again struct{ Session session.Session }
+	if st := api(t, "GET", fmt.Sprintf("%s/api/sessions/%d", n2.URL(), s.ID), shop.manager, nil, &again); st != http.StatusOK || again.Session.State != session.StateClosed || again.Session.AgentID != a2.id {
+		t.Fatalf("the session after the close: %d %+v", st, again)
+	}
+}

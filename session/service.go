@@ -63,6 +63,8 @@ type Service struct {
 	mu    sync.Mutex
 	convs map[int64]*Conversation
 	live  map[int64]liveEntry
+	// liveIDs maps the id of each session cached in live to its conversation.
+	liveIDs map[int64]int64
 	// order serialises, per conversation (striped), storing a message and queueing its pushes, so that
 	// every device connected to this node receives a conversation's messages in seq order.
 	order [256]sync.Mutex
@@ -137,7 +139,6 @@ func (s *Service) conversation(ctx context.Context, id int64) (*Conversation, er
 	s.mu.Lock()
 	if s.convs == nil {
 		s.convs = map[int64]*Conversation{}
-		s.live = map[int64]liveEntry{}
 	}
 	c := s.convs[id]
 	s.mu.Unlock()
@@ -176,15 +177,34 @@ func (s *Service) liveSession(ctx context.Context, convID int64) (*Session, erro
 
 func (s *Service) setLive(convID int64, live *Session, at time.Time) {
 	s.mu.Lock()
-	if s.live == nil {
-		s.live = map[int64]liveEntry{}
-	}
-	if len(s.live) > 100000 {
-		s.live = map[int64]liveEntry{}
+	if s.live == nil || len(s.live) > 100000 {
+		s.live, s.liveIDs = map[int64]liveEntry{}, map[int64]int64{}
 	}
 	e := s.live[convID]
+	if e.s != nil {
+		delete(s.liveIDs, e.s.ID)
+	}
+	if live != nil {
+		s.liveIDs[live.ID] = convID
+	}
 	s.live[convID] = liveEntry{s: live, fetched: at, marked: e.marked}
 	s.mu.Unlock()
+}
+
+// cachedSession returns a copy of this node's cached view of live session id, however old, or nil:
+// for a caller that acts on it only if the row still matches (Store.CloseSessionIf).
+func (s *Service) cachedSession(id int64) *Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	conv, ok := s.liveIDs[id]
+	if !ok {
+		return nil
+	}
+	if e := s.live[conv]; e.s != nil && e.s.ID == id {
+		cp := *e.s
+		return &cp
+	}
+	return nil
 }
 
 // Conversation returns a conversation the caller may read, with its current last seq.
@@ -400,12 +420,22 @@ func (s *Service) afterSend(ctx context.Context, c Caller, conv *Conversation, l
 	if stale || first {
 		if err := s.Store.MarkActivity(ctx, live.ID, m.CreatedAt, first); err != nil {
 			s.logger().Warn("mark session activity", "session", live.ID, "err", err)
-		}
-		if first {
+		} else if first {
 			t := m.CreatedAt
 			cp := *live
-			cp.FirstResponseAt = &t
+			cp.FirstResponseAt, cp.LastActivityAt = &t, t
 			s.setLive(conv.ID, &cp, m.CreatedAt)
+		} else {
+			// The cached copy says what the row says (a close may answer from it), without
+			// counting as a fresh read.
+			s.mu.Lock()
+			if e := s.live[conv.ID]; e.s != nil && e.s.ID == live.ID {
+				cp := *e.s
+				cp.LastActivityAt = m.CreatedAt
+				e.s = &cp
+				s.live[conv.ID] = e
+			}
+			s.mu.Unlock()
 		}
 	}
 }
@@ -723,26 +753,54 @@ func (s *Service) system(ctx context.Context, conv *Conversation, event, text st
 
 // Close ends a live session: by its agent, a manager, or the buyer.
 func (s *Service) Close(ctx context.Context, c Caller, sessionID int64, outcome string) (*Session, error) {
-	ss, err := s.Session(ctx, c, sessionID)
-	if err != nil {
-		return nil, err
-	}
-	if c.Kind == PartyStaff && !c.Manager && ss.AgentID != c.ID {
-		return nil, Errorf(EFORBIDDEN, "session %d is not assigned to you", sessionID)
-	}
 	if len(outcome) > 64 {
 		return nil, Errorf(EINVALID, "outcome is limited to 64 bytes")
 	}
 	by := string(c.Kind)
-	return s.close(ctx, ss, by, outcome)
-}
-
-func (s *Service) close(ctx context.Context, ss *Session, by, outcome string) (*Session, error) {
-	now := s.now()
-	closed, err := s.Store.CloseSession(ctx, ss, by, outcome, now)
+	// This node's copy of the live session, when it has one, saves reading the row: the caller is
+	// checked against it, and the close applies only if the row still says the same (its state and
+	// agent), so a copy that went stale (a transfer on another node) falls back to a fresh read.
+	if ss := s.cachedSession(sessionID); ss != nil && s.mayClose(c, ss) == nil {
+		closed, ok, err := s.Store.CloseSessionIf(ctx, ss, by, outcome, s.now())
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return s.closed(ctx, closed, outcome), nil
+		}
+	}
+	ss, err := s.Session(ctx, c, sessionID)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.mayClose(c, ss); err != nil {
+		return nil, err
+	}
+	return s.close(ctx, ss, by, outcome)
+}
+
+// mayClose says whether the caller may close ss: its buyer, a manager of its shop, or its agent.
+func (s *Service) mayClose(c Caller, ss *Session) error {
+	if ss.ShopID != c.ShopID || (c.Kind == PartyBuyer && ss.BuyerID != c.ID) {
+		return Errorf(ENOTFOUND, "session %d not found", ss.ID)
+	}
+	if c.Kind == PartyStaff && !c.Manager && ss.AgentID != c.ID {
+		return Errorf(EFORBIDDEN, "session %d is not assigned to you", ss.ID)
+	}
+	return nil
+}
+
+func (s *Service) close(ctx context.Context, ss *Session, by, outcome string) (*Session, error) {
+	closed, err := s.Store.CloseSession(ctx, ss, by, outcome, s.now())
+	if err != nil {
+		return nil, err
+	}
+	return s.closed(ctx, closed, outcome), nil
+}
+
+// closed follows a recorded close: the slot's release, the notice and the pushes.
+func (s *Service) closed(ctx context.Context, closed *Session, outcome string) *Session {
+	now := s.now()
 	// The close is recorded: the slot's release, the notice and the pushes must follow even when the
 	// caller gives up now.
 	ctx, cancel := AfterCommit(ctx)
@@ -755,11 +813,11 @@ func (s *Service) close(ctx context.Context, ss *Session, by, outcome string) (*
 	}
 	conv, err := s.conversation(ctx, closed.ConversationID)
 	if err != nil {
-		return closed, nil
+		return closed
 	}
 	s.appendSystem(ctx, conv, closed, "closed", outcome)
 	s.sessionChanged(ctx, closed, "closed")
-	return closed, nil
+	return closed
 }
 
 // MaxRatingCommentBytes bounds a rating's comment.

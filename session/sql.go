@@ -255,25 +255,38 @@ func (s *Store) AssignSession(ctx context.Context, cur *Session, agentID int64, 
 	return s.Session(ctx, cur.ID)
 }
 
+// CloseSessionIf closes the session only if its row is still live with cur's state and agent, and
+// returns the closed copy and true; false, and nothing changed, when the row is not as cur says.
+func (s *Store) CloseSessionIf(ctx context.Context, cur *Session, by, outcome string, at time.Time) (*Session, bool, error) {
+	if cur.State == StateClosed {
+		return nil, false, nil
+	}
+	at = at.UTC().Truncate(time.Microsecond) // the columns' precision, so the copy equals a read
+	set := map[string]any{"state": StateClosed, "closed_at": at, "closed_by": by, "outcome": outcome, "open_key": nil}
+	res := s.db.WithContext(ctx).Model(&sessionRow{}).Where("id = ? AND state = ? AND agent_id = ?", cur.ID, cur.State, cur.AgentID).Updates(set)
+	if res.Error != nil {
+		return nil, false, unavailable(res.Error, "close session")
+	}
+	if res.RowsAffected != 1 {
+		return nil, false, nil
+	}
+	out := *cur
+	out.State, out.ClosedBy, out.Outcome = StateClosed, by, outcome
+	out.ClosedAt = &at
+	return &out, true, nil
+}
+
 // CloseSession closes the session if it is live and returns it; ECONFLICT if it was already closed.
 // cur is the session as the caller last read it: when the row still has cur's state and agent, the
 // closed copy of cur is returned without reading the row again.
 func (s *Store) CloseSession(ctx context.Context, cur *Session, by, outcome string, at time.Time) (*Session, error) {
-	at = at.UTC().Truncate(time.Microsecond) // the columns' precision, so the copy equals a read
-	set := map[string]any{"state": StateClosed, "closed_at": at, "closed_by": by, "outcome": outcome, "open_key": nil}
-	if cur.State != StateClosed {
-		res := s.db.WithContext(ctx).Model(&sessionRow{}).Where("id = ? AND state = ? AND agent_id = ?", cur.ID, cur.State, cur.AgentID).Updates(set)
-		if res.Error != nil {
-			return nil, unavailable(res.Error, "close session")
-		}
-		if res.RowsAffected == 1 {
-			out := *cur
-			out.State, out.ClosedBy, out.Outcome = StateClosed, by, outcome
-			out.ClosedAt = &at
-			return &out, nil
-		}
+	out, ok, err := s.CloseSessionIf(ctx, cur, by, outcome, at)
+	if err != nil || ok {
+		return out, err
 	}
 	// The row changed since cur was read (or cur was already closed): close whatever it is now.
+	at = at.UTC().Truncate(time.Microsecond)
+	set := map[string]any{"state": StateClosed, "closed_at": at, "closed_by": by, "outcome": outcome, "open_key": nil}
 	res := s.db.WithContext(ctx).Model(&sessionRow{}).Where("id = ? AND state <> ?", cur.ID, StateClosed).Updates(set)
 	if res.Error != nil {
 		return nil, unavailable(res.Error, "close session")
