@@ -195,3 +195,30 @@ func TestUnreadConformance(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLUnreadRowsGone: once a node has seen a reader's counter it skips creating it; a counter
+// deleted behind its back since is created again, not lost.
+func TestSQLUnreadRowsGone(t *testing.T) {
+	for _, b := range sqlBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := b.warm(t)
+			u := NewSQLUnread(db)
+			if uc, err := u.Add(ctx, "s:1", 7, 1); err != nil || uc.Count != 1 || uc.Total != 1 {
+				t.Fatalf("first add: %+v %v", uc, err)
+			}
+			if err := db.Exec("DELETE FROM unread_counters").Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Exec("DELETE FROM unread_totals").Error; err != nil {
+				t.Fatal(err)
+			}
+			if uc, err := u.Add(ctx, "s:1", 7, 2); err != nil || uc.Count != 1 || uc.Total != 1 {
+				t.Fatalf("add after the rows went: %+v %v", uc, err)
+			}
+			if uc, err := u.Read(ctx, "s:1", 7, 2); err != nil || uc.Count != 0 || uc.Total != 0 || uc.ReadSeq != 2 {
+				t.Fatalf("read: %+v %v", uc, err)
+			}
+		})
+	}
+}

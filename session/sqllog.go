@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -19,29 +20,31 @@ type SQLLog struct {
 func NewSQLLog(db *gorm.DB) *SQLLog { return &SQLLog{db: db} }
 
 // Append stores m with the next seq of its conversation in one transaction: the conversation row's
-// last_seq is the counter, so its row lock orders concurrent senders.
+// last_seq is the counter, so its row lock orders concurrent senders. A resend (the same
+// client_msg_id) is found by the unique key refusing it, which rolls the counter back, rather than
+// by a read before every insert: resends are rare.
 func (l *SQLLog) Append(ctx context.Context, m Message) (Message, bool, error) {
-	for attempt := 0; ; attempt++ {
-		out, dup, err := l.append(ctx, m)
-		if err != nil && isDuplicate(err) && attempt == 0 {
-			continue // a concurrent resend won the unique key; the retry finds its row
-		}
-		return out, dup, err
+	out, err := l.append(ctx, m)
+	if err == nil {
+		return out, false, nil
+	}
+	if !isDuplicate(err) {
+		return Message{}, false, unavailable(err, "append message")
+	}
+	var prev Message
+	rerr := l.db.WithContext(ctx).Where("conversation_id = ? AND client_msg_id = ?", m.ConversationID, m.ClientMsgID).Take(&prev).Error
+	switch {
+	case rerr == nil:
+		return prev, true, nil
+	case errors.Is(rerr, gorm.ErrRecordNotFound):
+		return Message{}, false, err // another key: (conversation, seq) taken behind the counter
+	default:
+		return Message{}, false, unavailable(rerr, "append message")
 	}
 }
 
-func (l *SQLLog) append(ctx context.Context, m Message) (Message, bool, error) {
-	var out Message
-	dup := false
+func (l *SQLLog) append(ctx context.Context, m Message) (Message, error) {
 	err := l.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		err := tx.Where("conversation_id = ? AND client_msg_id = ?", m.ConversationID, m.ClientMsgID).Take(&out).Error
-		if err == nil {
-			dup = true
-			return nil
-		}
-		if !errors.Is(err, gorm.ErrRecordNotFound) {
-			return err
-		}
 		res := tx.Model(&Conversation{}).Where("id = ?", m.ConversationID).
 			Updates(map[string]any{"last_seq": gorm.Expr("last_seq + 1"), "updated_at": m.CreatedAt})
 		if res.Error != nil {
@@ -55,23 +58,12 @@ func (l *SQLLog) append(ctx context.Context, m Message) (Message, bool, error) {
 			return err
 		}
 		m.Seq = seq
-		if err := tx.Create(&m).Error; err != nil {
-			return err
-		}
-		out = m
-		return nil
+		return tx.Create(&m).Error
 	})
 	if err != nil {
-		return Message{}, false, unavailableUnlessDup(err, "append message")
+		return Message{}, err
 	}
-	return out, dup, nil
-}
-
-func unavailableUnlessDup(err error, what string) error {
-	if isDuplicate(err) {
-		return err
-	}
-	return unavailable(err, what)
+	return m, nil
 }
 
 // After returns up to limit messages with seq > after, in seq order.
@@ -212,6 +204,9 @@ func (unreadTotal) TableName() string { return "unread_totals" }
 // transaction.
 type SQLUnread struct {
 	db *gorm.DB
+
+	mu   sync.Mutex
+	seen map[unreadKey]struct{}
 }
 
 // NewSQLUnread returns unread counters over db.
@@ -255,35 +250,83 @@ func (u *SQLUnread) Read(ctx context.Context, reader string, conversationID, seq
 
 func (u *SQLUnread) change(ctx context.Context, reader string, conversationID int64, f func(*unreadRow) int64) (UnreadCount, error) {
 	var out UnreadCount
+	key := unreadKey{reader, conversationID}
 	err := u.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		row := unreadRow{Reader: reader, ConversationID: conversationID}
-		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+		// Rows are created, with the reader's total, before the first lock on them: locking a row
+		// that does not exist would take a gap lock on MySQL, and two such transactions inserting
+		// it would deadlock. Once this node has seen the rows they are only read and updated.
+		ensure := func() error {
+			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&unreadTotal{Reader: reader}).Error; err != nil {
+				return err
+			}
+			return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&unreadRow{Reader: reader, ConversationID: conversationID}).Error
+		}
+		lock := func(row *unreadRow) error {
+			return tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("reader = ? AND conversation_id = ?", reader, conversationID).Take(row).Error
+		}
+		known := u.known(key)
+		if !known {
+			if err := ensure(); err != nil {
+				return err
+			}
+		}
+		var row unreadRow
+		err := lock(&row)
+		if known && errors.Is(err, gorm.ErrRecordNotFound) { // gone since: create it as the first time
+			if err = ensure(); err == nil {
+				err = lock(&row)
+			}
+		}
+		if err != nil {
 			return err
 		}
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("reader = ? AND conversation_id = ?", reader, conversationID).Take(&row).Error; err != nil {
-			return err
-		}
-		tot := unreadTotal{Reader: reader}
-		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&tot).Error; err != nil {
-			return err
-		}
+		before := row
 		d := f(&row)
-		if err := tx.Model(&unreadRow{}).Where("reader = ? AND conversation_id = ?", reader, conversationID).
-			Updates(map[string]any{"count": row.Count, "last_seq": row.LastSeq, "read_seq": row.ReadSeq}).Error; err != nil {
-			return err
+		if row != before {
+			if err := tx.Model(&unreadRow{}).Where("reader = ? AND conversation_id = ?", reader, conversationID).
+				Updates(map[string]any{"count": row.Count, "last_seq": row.LastSeq, "read_seq": row.ReadSeq}).Error; err != nil {
+				return err
+			}
 		}
 		if d != 0 {
 			if err := tx.Model(&unreadTotal{}).Where("reader = ?", reader).Update("total", gorm.Expr("total + ?", d)).Error; err != nil {
 				return err
 			}
 		}
-		if err := tx.Model(&unreadTotal{}).Where("reader = ?", reader).Select("total").Scan(&tot.Total).Error; err != nil {
+		var total int64
+		if err := tx.Model(&unreadTotal{}).Where("reader = ?", reader).Select("total").Scan(&total).Error; err != nil {
 			return err
 		}
-		out = UnreadCount{ConversationID: conversationID, Count: row.Count, Total: tot.Total, ReadSeq: row.ReadSeq}
+		out = UnreadCount{ConversationID: conversationID, Count: row.Count, Total: total, ReadSeq: row.ReadSeq}
 		return nil
 	})
+	if err == nil {
+		u.remember(key)
+	}
 	return out, unavailable(err, "update unread counters")
+}
+
+// unreadKey names one reader's counter of one conversation.
+type unreadKey struct {
+	reader string
+	conv   int64
+}
+
+// known says whether this node has seen key's counter row (and its reader's total) exist.
+func (u *SQLUnread) known(k unreadKey) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	_, ok := u.seen[k]
+	return ok
+}
+
+func (u *SQLUnread) remember(k unreadKey) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.seen == nil || len(u.seen) >= 100000 {
+		u.seen = map[unreadKey]struct{}{}
+	}
+	u.seen[k] = struct{}{}
 }
 
 // Get returns reader's non-zero counters and total.
