@@ -222,3 +222,48 @@ func TestSQLUnreadRowsGone(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLInsertAdvancesConversations: a flushed batch moves each conversation's last_seq and
+// updated_at to its last message, in one statement per hundred conversations, and never back.
+func TestSQLInsertAdvancesConversations(t *testing.T) {
+	for _, b := range sqlBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := b.warm(t)
+			l := NewSQLLog(db)
+			base := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+			var convs []*Conversation
+			var msgs []Message
+			for i := 0; i < 150; i++ { // two statements' worth
+				c := newConversation(t, db, 1, int64(i+1))
+				convs = append(convs, c)
+				for seq := int64(1); seq <= 2; seq++ {
+					m := textMsg(c.ID, fmt.Sprintf("m%d", seq), "x")
+					m.Seq, m.CreatedAt = seq, base.Add(time.Duration(i)*time.Minute+time.Duration(seq)*time.Second)
+					msgs = append(msgs, m)
+				}
+			}
+			// The first conversation is ahead already (its hot tier handed out more): it stays.
+			ahead := base.Add(time.Hour)
+			if err := db.Model(&Conversation{}).Where("id = ?", convs[0].ID).Updates(map[string]any{"last_seq": 9, "updated_at": ahead}).Error; err != nil {
+				t.Fatal(err)
+			}
+			if bad, err := l.Insert(ctx, msgs); err != nil || len(bad) != 0 {
+				t.Fatalf("insert: %v %v", bad, err)
+			}
+			for i, c := range convs {
+				var got Conversation
+				if err := db.Take(&got, c.ID).Error; err != nil {
+					t.Fatal(err)
+				}
+				wantSeq, wantAt := int64(2), base.Add(time.Duration(i)*time.Minute+2*time.Second)
+				if i == 0 {
+					wantSeq, wantAt = 9, ahead
+				}
+				if got.LastSeq != wantSeq || !got.UpdatedAt.Equal(wantAt) {
+					t.Fatalf("conversation %d: last_seq %d updated_at %v, want %d %v", i, got.LastSeq, got.UpdatedAt, wantSeq, wantAt)
+				}
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 
 	"gorm.io/gorm"
@@ -123,11 +124,8 @@ func (l *SQLLog) Insert(ctx context.Context, msgs []Message) (conflicts []Messag
 			convs = append(convs, conv)
 		}
 		slices.Sort(convs) // one lock order for every flusher, so concurrent flushes cannot deadlock
-		for _, conv := range convs {
-			m := last[conv]
-			err := tx.Model(&Conversation{}).Where("id = ? AND last_seq < ?", conv, m.Seq).
-				Updates(map[string]any{"last_seq": m.Seq, "updated_at": m.CreatedAt}).Error
-			if err != nil {
+		for chunk := range slices.Chunk(convs, 100) {
+			if err := advanceConversations(tx, chunk, last); err != nil {
 				return err
 			}
 		}
@@ -142,6 +140,27 @@ func (l *SQLLog) Insert(ctx context.Context, msgs []Message) (conflicts []Messag
 		}
 	}
 	return conflicts, nil
+}
+
+// advanceConversations moves each conversation's last_seq and updated_at up to its last message in
+// one statement, never down. updated_at is assigned first: MySQL evaluates later assignments with
+// the new values of earlier ones, SQLite with the old; in this order both compare the old last_seq.
+func advanceConversations(tx *gorm.DB, ids []int64, last map[int64]Message) error {
+	var q strings.Builder
+	args := make([]any, 0, 7*len(ids))
+	q.WriteString("UPDATE conversations SET updated_at = CASE id")
+	for _, id := range ids {
+		q.WriteString(" WHEN ? THEN (CASE WHEN last_seq < ? THEN ? ELSE updated_at END)")
+		args = append(args, id, last[id].Seq, last[id].CreatedAt)
+	}
+	q.WriteString(" ELSE updated_at END, last_seq = CASE id")
+	for _, id := range ids {
+		q.WriteString(" WHEN ? THEN (CASE WHEN last_seq < ? THEN ? ELSE last_seq END)")
+		args = append(args, id, last[id].Seq, last[id].Seq)
+	}
+	q.WriteString(" ELSE last_seq END WHERE id IN ?")
+	args = append(args, ids)
+	return tx.Exec(q.String(), args...).Error
 }
 
 // conflicting finds which of msgs are stored under their key with a different client_msg_id, or
