@@ -219,7 +219,7 @@ func (e *Engine) decide(ctx context.Context, sh *shopState, snap *snapshot, cv *
 	if o.full {
 		verdict = make([]AgentTrace, len(snap.staff))
 		for i := range snap.staff {
-			st := &snap.staff[i]
+			st := snap.staff[i]
 			verdict[i] = AgentTrace{AgentID: st.ID, Name: st.DisplayName, Status: string(st.Status), Load: allLoads[st.ID],
 				Capacity: st.Capacity, Groups: st.Groups}
 			if r := snap.reason[i]; r >= 0 {
@@ -249,7 +249,7 @@ func (e *Engine) decide(ctx context.Context, sh *shopState, snap *snapshot, cv *
 		ag = new(rules.Agent)
 	}
 	for k, i := range pool {
-		st := &snap.staff[i]
+		st := snap.staff[i]
 		load := loads[k]
 		if st.Capacity-load < weight {
 			reject(i, fFull, nil)
@@ -294,7 +294,7 @@ func (e *Engine) decide(ctx context.Context, sh *shopState, snap *snapshot, cv *
 	sh.mu.Lock()
 	rrLast := sh.rr[[2]int{cv.number, idx}]
 	for c := range cands {
-		st := &snap.staff[cands[c].i]
+		st := snap.staff[cands[c].i]
 		k := keys[c*len(prefs) : (c+1)*len(prefs) : (c+1)*len(prefs)]
 		for j, p := range prefs {
 			switch p {
@@ -337,7 +337,7 @@ func (e *Engine) decide(ctx context.Context, sh *shopState, snap *snapshot, cv *
 	}
 	tr.Eligible = len(cands)
 	for c := 0; c < len(cands) && c < 5; c++ {
-		st := &snap.staff[cands[c].i]
+		st := snap.staff[cands[c].i]
 		tr.Top = append(tr.Top, CandidateTrace{AgentID: st.ID, Load: int(cands[c].load), Capacity: st.Capacity, Keys: d.keysOf(cands[c])})
 	}
 	if len(cands) >= 2 && equalKeys(d.keysOf(cands[0]), d.keysOf(cands[1])) {

@@ -177,7 +177,7 @@ func (e *Engine) commit(ctx context.Context, sh *shopState, d *decision, s *sess
 		}
 	}
 	for _, c := range d.cands {
-		st := &d.snap.staff[c.i]
+		st := d.snap.staff[c.i]
 		// The filters put only the shop's online agents here; this keeps the invariants local.
 		if st.ShopID != s.ShopID || st.Status != agent.StatusOnline || !st.Active {
 			continue
@@ -673,7 +673,7 @@ func (e *Engine) rerouteGone(ctx context.Context, shopID int64, now time.Time) e
 	var gone []int64
 	e.mu.Lock()
 	for i := range snap.staff {
-		st := &snap.staff[i]
+		st := snap.staff[i]
 		switch snap.reason[i] {
 		case fOffline, fAway, fInactive, fNoHeartbeat:
 			gone = append(gone, st.ID)

@@ -204,7 +204,7 @@ func (e *Engine) Assign(ctx context.Context, shopID, sessionID, agentID, by int6
 	if !ok {
 		return nil, errorf(session.ENOTFOUND, "agent %d not found", agentID)
 	}
-	st := &snap.staff[i]
+	st := snap.staff[i]
 	if r := snap.reason[i]; r >= 0 && r != fBusy && r != fNoCapacity {
 		return nil, errorf(session.ECONFLICT, "agent %d is %s: sessions go to agents who are online or busy", agentID, filterOrder[r])
 	}

@@ -22,7 +22,9 @@ type snapshot struct {
 	shopID int64
 	loc    *time.Location
 	hours  businessHours
-	staff  []agent.Staff
+	// staff is shared between snapshots: a patched snapshot copies the slice and the one changed
+	// member, never a member in place.
+	staff []*agent.Staff
 	// reason[i] is the status filter removing staff[i], -1 when it passes them all.
 	reason  []filterID
 	byID    map[int64]int
@@ -185,7 +187,11 @@ func (e *Engine) snapshot(ctx context.Context, sh *shopState, now time.Time) (*s
 			beating[id] = true
 		}
 	}
-	s = buildSnapshot(sh.id, shop, staff, beating, now)
+	members := make([]*agent.Staff, len(staff))
+	for i := range staff {
+		members[i] = &staff[i]
+	}
+	s = buildSnapshot(sh.id, shop, members, beating, now)
 	sh.patchMu.Lock()
 	defer sh.patchMu.Unlock()
 	// Changes patched before this reload began were written to the store before it read; later ones
@@ -252,23 +258,98 @@ func (e *Engine) patchStatus(sh *shopState, agentID int64, status agent.Status) 
 }
 
 // withStatus returns a copy of s in which agentID has status (and, coming online, a heartbeat: the
-// status change was one); false when s does not know the agent.
+// status change was one); false when s does not know the agent. It is what buildSnapshot would make
+// of the changed staff, made by changing only what the one agent touches: with a flapping share of a
+// large shop, rebuilding every index on every change cost more than routing itself.
 func (s *snapshot) withStatus(agentID int64, status agent.Status) (*snapshot, bool) {
 	i, ok := s.byID[agentID]
 	if !ok {
 		return nil, false
 	}
-	staff := slices.Clone(s.staff)
-	staff[i].Status = status
-	beating := s.beating
-	if beating != nil && status == agent.StatusOnline && !beating[agentID] {
-		beating = maps.Clone(beating)
-		beating[agentID] = true
+	n := *s
+	if s.beating != nil && status == agent.StatusOnline && !s.beating[agentID] {
+		n.beating = maps.Clone(s.beating)
+		n.beating[agentID] = true
 	}
-	return buildSnapshot(s.shopID, s.shop, staff, beating, s.at), true
+	st := *s.staff[i]
+	st.Status = status
+	n.staff = slices.Clone(s.staff)
+	n.staff[i] = &st
+	old, r := s.reason[i], statusFilter(s.shopID, &st, n.beating)
+	if r == old {
+		return &n, true
+	}
+	n.reason = slices.Clone(s.reason)
+	n.reason[i] = r
+	if old >= 0 {
+		n.removed[old]--
+	}
+	if r >= 0 {
+		n.removed[r]++
+	}
+	if (old < 0) == (r < 0) { // removed before and after, by another filter
+		return &n, true
+	}
+	n.byGroup, n.groupIDs = maps.Clone(s.byGroup), maps.Clone(s.groupIDs)
+	if r < 0 {
+		n.online, n.onlineIDs = withIndex(s.online, s.onlineIDs, i, st.ID)
+		for _, g := range st.Groups {
+			n.byGroup[g], n.groupIDs[g] = withIndex(n.byGroup[g], n.groupIDs[g], i, st.ID)
+		}
+		return &n, true
+	}
+	n.online, n.onlineIDs = withoutIndex(s.online, s.onlineIDs, i)
+	for _, g := range st.Groups {
+		n.byGroup[g], n.groupIDs[g] = withoutIndex(n.byGroup[g], n.groupIDs[g], i)
+		if len(n.byGroup[g]) == 0 {
+			delete(n.byGroup, g)
+			delete(n.groupIDs, g)
+		}
+	}
+	return &n, true
 }
 
-func buildSnapshot(shopID int64, shop *agent.Shop, staff []agent.Staff, beating map[int64]bool, now time.Time) *snapshot {
+// withIndex returns copies of the ascending index list idx and its aligned ids with i (and id) in
+// place; the lists given are shared with other snapshots and left as they are.
+func withIndex(idx []int, ids []int64, i int, id int64) ([]int, []int64) {
+	pos, _ := slices.BinarySearch(idx, i)
+	return slices.Insert(slices.Clone(idx), pos, i), slices.Insert(slices.Clone(ids), pos, id)
+}
+
+// withoutIndex returns copies of idx and ids without the first occurrence of i, nil when empty.
+func withoutIndex(idx []int, ids []int64, i int) ([]int, []int64) {
+	pos, found := slices.BinarySearch(idx, i)
+	if !found {
+		return idx, ids
+	}
+	if len(idx) == 1 {
+		return nil, nil
+	}
+	return slices.Delete(slices.Clone(idx), pos, pos+1), slices.Delete(slices.Clone(ids), pos, pos+1)
+}
+
+// statusFilter is the status filter that removes st, -1 when it passes them all.
+func statusFilter(shopID int64, st *agent.Staff, beating map[int64]bool) filterID {
+	switch {
+	case st.ShopID != shopID:
+		return fOtherShop
+	case !st.Active:
+		return fInactive
+	case st.Status == agent.StatusBusy:
+		return fBusy
+	case st.Status == agent.StatusAway:
+		return fAway
+	case st.Status != agent.StatusOnline:
+		return fOffline
+	case beating != nil && !beating[st.ID]:
+		return fNoHeartbeat
+	case st.Capacity <= 0:
+		return fNoCapacity
+	}
+	return -1
+}
+
+func buildSnapshot(shopID int64, shop *agent.Shop, staff []*agent.Staff, beating map[int64]bool, now time.Time) *snapshot {
 	s := &snapshot{at: now, shopID: shopID, shop: shop, beating: beating, loc: time.UTC, staff: staff, reason: make([]filterID, len(staff)),
 		byID: make(map[int64]int, len(staff)), byGroup: map[string][]int{}, ids: make([]int64, len(staff)),
 		groupIDs: map[string][]int64{}}
@@ -280,28 +361,11 @@ func buildSnapshot(shopID int64, shop *agent.Shop, staff []agent.Staff, beating 
 		}
 		s.hours = parseHours(shop.Settings.BusinessHours)
 	}
-	for i := range staff {
-		st := &staff[i]
+	for i, st := range staff {
 		s.byID[st.ID] = i
 		s.ids[i] = st.ID
 		s.maxID = max(s.maxID, st.ID)
-		r := filterID(-1)
-		switch {
-		case st.ShopID != shopID:
-			r = fOtherShop
-		case !st.Active:
-			r = fInactive
-		case st.Status == agent.StatusBusy:
-			r = fBusy
-		case st.Status == agent.StatusAway:
-			r = fAway
-		case st.Status != agent.StatusOnline:
-			r = fOffline
-		case beating != nil && !beating[st.ID]:
-			r = fNoHeartbeat
-		case st.Capacity <= 0:
-			r = fNoCapacity
-		}
+		r := statusFilter(shopID, st, beating)
 		s.reason[i] = r
 		if r >= 0 {
 			s.removed[r]++

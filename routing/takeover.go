@@ -27,7 +27,7 @@ func (e *Engine) TakeOver(ctx context.Context, shopID, sessionID, by int64, note
 	if !ok || !snap.staff[i].Active || snap.staff[i].Role != agent.RoleManager {
 		return nil, errorf(session.EFORBIDDEN, "only managers of the shop take sessions over")
 	}
-	st := &snap.staff[i]
+	st := snap.staff[i]
 	if s.State == session.StateOpen && s.AgentID == by {
 		return nil, errorf(session.EINVALID, "session %d is already yours", sessionID)
 	}
