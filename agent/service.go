@@ -251,6 +251,14 @@ func (s *Service) SetStatus(ctx context.Context, shopID, id int64, status Status
 	return s.Store.SetStatus(ctx, shopID, id, status)
 }
 
+// UpdateStatus is SetStatus for a caller that does not need the previous status: a statement fewer.
+func (s *Service) UpdateStatus(ctx context.Context, shopID, id int64, status Status) error {
+	if !status.Valid() {
+		return Errorf(EINVALID, "status must be online, busy, away or offline")
+	}
+	return s.Store.UpdateStatus(ctx, shopID, id, status)
+}
+
 // ShopUpdate changes some settings of a shop; nil fields stay as they are.
 type ShopUpdate struct {
 	Name           *string   `json:"name"`

@@ -130,6 +130,23 @@ func (s *Store) SetStatus(ctx context.Context, shopID, id int64, status Status) 
 	return st.Status, nil
 }
 
+// UpdateStatus changes a staff member's status when the caller does not need the previous one: one
+// UPDATE, and a read only when it changed no row (the same status, or no such member).
+func (s *Store) UpdateStatus(ctx context.Context, shopID, id int64, status Status) error {
+	db := s.db.WithContext(ctx)
+	res := db.Model(&Staff{}).Where("id = ? AND shop_id = ? AND status <> ?", id, shopID, status).Update("status", status)
+	if res.Error != nil {
+		return unavailable(res.Error, "set status")
+	}
+	if res.RowsAffected == 0 {
+		var st Staff
+		if err := db.Select("status").Where("shop_id = ?", shopID).Take(&st, id).Error; err != nil {
+			return notFound(err, "staff %d not found", id)
+		}
+	}
+	return nil
+}
+
 // UpsertBuyer returns the buyer of shop with externalID, creating it or refreshing name, tier and tags.
 func (s *Store) UpsertBuyer(ctx context.Context, b *Buyer) error {
 	db := s.db.WithContext(ctx)

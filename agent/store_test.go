@@ -76,6 +76,23 @@ func TestServiceConformance(t *testing.T) {
 			if _, err := svc.SetStatus(ctx, shop.ID+1, ag.ID, StatusOnline); ErrorCode(err) != ENOTFOUND {
 				t.Fatalf("status across shops: %v", err)
 			}
+			// UpdateStatus: the same changes without the previous status, the same status twice is fine.
+			for range 2 {
+				if err := svc.UpdateStatus(ctx, shop.ID, ag.ID, StatusAway); err != nil {
+					t.Fatalf("update status: %v", err)
+				}
+			}
+			if prev, err := svc.SetStatus(ctx, shop.ID, ag.ID, StatusBusy); err != nil || prev != StatusAway {
+				t.Fatalf("status after update: %v %v", prev, err)
+			}
+			if err := svc.UpdateStatus(ctx, shop.ID, ag.ID, "sleeping"); ErrorCode(err) != EINVALID {
+				t.Fatalf("bad status update: %v", err)
+			}
+			for _, id := range [][2]int64{{shop.ID + 1, ag.ID}, {shop.ID, ag.ID + 1000}} {
+				if err := svc.UpdateStatus(ctx, id[0], id[1], StatusOnline); ErrorCode(err) != ENOTFOUND {
+					t.Fatalf("status update of staff %d in shop %d: %v", id[1], id[0], err)
+				}
+			}
 			capacity, off := 8, false
 			up, err := svc.UpdateStaff(ctx, shop.ID, ag.ID, StaffUpdate{Capacity: &capacity, Active: &off})
 			if err != nil || up.Capacity != 8 || up.Active || up.Status != StatusOffline {

@@ -487,7 +487,7 @@ func (a *App) sweepIdle(ctx context.Context) {
 
 // setStatus changes a staff member's status; going offline forgets their heartbeat.
 func (a *App) setStatus(ctx context.Context, id *identity, st agent.Status) (agent.Status, error) {
-	if _, err := a.agents.SetStatus(ctx, id.shop.ID, id.staff.ID, st); err != nil {
+	if err := a.agents.UpdateStatus(ctx, id.shop.ID, id.staff.ID, st); err != nil {
 		return "", err
 	}
 	if st == agent.StatusOffline {

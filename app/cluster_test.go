@@ -267,3 +267,29 @@ func TestCloseAfterReassignElsewhere(t *testing.T) {
 		t.Fatalf("the session after the close: %d %+v", st, again)
 	}
 }
+
+// TestContextChangedElsewhere: a node opens sessions from its own copy of the conversation; when the
+// buyer's entry context changed through another node since, the session still gets the new one.
+func TestContextChangedElsewhere(t *testing.T) {
+	t.Parallel()
+	env := productionEnv(t)
+	sfx := testdb.Name("-")
+	n1 := startNode(t, env, "", "--node-id=x1"+sfx)
+	n2 := startNode(t, env, "", "--node-id=x2"+sfx)
+	shop := newShop(t, n1.URL(), 0)
+	buyer := shop.buyer(t, "finn")
+	conv := startConversation(t, n1.URL(), buyer, map[string]any{"product_id": "kettle"}) // n1 keeps this copy
+	if again := startConversation(t, n2.URL(), buyer, map[string]any{"order_id": "E77"}); again != conv {
+		t.Fatalf("another conversation: %d, was %d", again, conv)
+	}
+	b := dial(t, n1.URL(), buyer)
+	b.sendText(conv, "f1", "where is my order?")
+	b.ws.Close()
+	var page struct{ Sessions []session.Session }
+	eventually(t, 10*time.Second, "the session opened", func() bool {
+		return api(t, "GET", fmt.Sprintf("%s/api/sessions?conversation_id=%d", n1.URL(), conv), shop.manager, nil, &page) == http.StatusOK && len(page.Sessions) == 1
+	})
+	if s := page.Sessions[0]; s.Kind != session.KindAfterSale || s.Context.OrderID != "E77" || s.Context.ProductID != "" {
+		t.Fatalf("session opened with %s %+v", s.Kind, s.Context)
+	}
+}

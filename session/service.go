@@ -383,12 +383,22 @@ func (s *Service) afterSend(ctx context.Context, c Caller, conv *Conversation, l
 		// caller's deadline passes now (else the buyer waits unseen until their next message).
 		ctx, cancel := AfterCommit(ctx)
 		defer cancel()
-		full, err := s.Store.Conversation(ctx, conv.ID) // the entry context may have changed
-		if err != nil {
-			s.logger().Warn("open session: load conversation", "conversation", conv.ID, "err", err)
-			return
+		// This node's copy of the conversation has the entry context it last saw; the insert checks
+		// it against the row, and only a context changed elsewhere costs a read and a second try.
+		opened, created, ok, err := s.Store.OpenSessionIf(ctx, conv, m.Seq, m.CreatedAt)
+		if err == nil && !ok {
+			var full *Conversation
+			if full, err = s.Store.Conversation(ctx, conv.ID); err != nil {
+				s.logger().Warn("open session: load conversation", "conversation", conv.ID, "err", err)
+				return
+			}
+			s.mu.Lock()
+			if s.convs != nil {
+				s.convs[full.ID] = full
+			}
+			s.mu.Unlock()
+			opened, created, err = s.Store.OpenSession(ctx, full, m.Seq, m.CreatedAt)
 		}
-		opened, created, err := s.Store.OpenSession(ctx, full, m.Seq, m.CreatedAt)
 		if err != nil {
 			s.logger().Warn("open session", "conversation", conv.ID, "err", err)
 			return

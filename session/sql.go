@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -154,6 +155,42 @@ func (s *Store) OpenSession(ctx context.Context, c *Conversation, firstSeq int64
 		return nil, false, unavailable(err, "open session")
 	}
 	return &row.Session, true, nil
+}
+
+// OpenSessionIf is OpenSession for a caller holding a copy of the conversation that may be stale: in
+// one statement it opens the session with c's entry context only if the conversation's row still
+// holds that context (ok). ok false means the row's context is not c's (changed since c was read,
+// perhaps on another node): nothing was written, and the caller reads the conversation again.
+func (s *Store) OpenSessionIf(ctx context.Context, c *Conversation, firstSeq int64, at time.Time) (ss *Session, created, ok bool, err error) {
+	stored, err := json.Marshal(c.Context) // as the column's json serializer writes it
+	if err != nil {
+		return nil, false, false, Errorf(EINTERNAL, "encode entry context: %v", err)
+	}
+	kind := c.Context.Kind()
+	res, err := s.db.WithContext(ctx).Statement.ConnPool.ExecContext(ctx,
+		`INSERT INTO service_sessions (conversation_id, shop_id, buyer_id, kind, context, state, first_seq, opened_at, last_activity_at, open_key)
+		SELECT id, shop_id, buyer_id, ?, context, ?, ?, ?, ?, id FROM conversations WHERE id = ? AND context = ?`,
+		string(kind), string(StateQueued), firstSeq, at, at, c.ID, string(stored))
+	if err != nil {
+		if isDuplicate(err) {
+			live, lerr := s.LiveSession(ctx, c.ID)
+			return live, false, true, lerr
+		}
+		return nil, false, false, unavailable(err, "open session")
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil, false, false, unavailable(err, "open session")
+	}
+	if n == 0 {
+		return nil, false, false, nil
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return nil, false, false, unavailable(err, "open session")
+	}
+	return &Session{ID: id, ConversationID: c.ID, ShopID: c.ShopID, BuyerID: c.BuyerID, Kind: kind, Context: c.Context,
+		State: StateQueued, FirstSeq: firstSeq, OpenedAt: at, LastActivityAt: at}, true, true, nil
 }
 
 // LiveSession returns the conversation's queued or open session, nil when there is none.

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -170,6 +171,53 @@ func TestStoreConformance(t *testing.T) {
 					t.Fatalf("past the end: %+v %v", page3, err)
 				}
 			})
+		})
+	}
+}
+
+// TestOpenSessionIf: a session opens in one statement from a copy of the conversation whose context
+// still matches the row, reads back as written, finds a live session instead of a second, and writes
+// nothing when the row's context changed since the copy was read.
+func TestOpenSessionIf(t *testing.T) {
+	for _, b := range sqlBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := b.warm(t)
+			st := NewStore(db)
+			ec := EntryContext{Page: "https://shop.example/p/9", ProductID: "p9", Category: "teapots"}
+			c, _, err := st.FindOrCreateConversation(ctx, 3, 44, ec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := time.Now().UTC().Truncate(time.Microsecond)
+			opened, created, ok, err := st.OpenSessionIf(ctx, c, 5, at)
+			if err != nil || !ok || !created || opened.ID == 0 {
+				t.Fatalf("open: %+v %v %v %v", opened, created, ok, err)
+			}
+			read, err := st.Session(ctx, opened.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(read, opened) || read.Kind != KindPreSale || read.Context != ec {
+				t.Fatalf("read back %+v, opened %+v", read, opened)
+			}
+			again, created, ok, err := st.OpenSessionIf(ctx, c, 6, at)
+			if err != nil || !ok || created || again.ID != opened.ID {
+				t.Fatalf("open again: %+v %v %v %v", again, created, ok, err)
+			}
+			if _, err := st.CloseSession(ctx, read, "buyer", "", at); err != nil {
+				t.Fatal(err)
+			}
+			// The buyer came back from an order page, through another node: this copy is stale.
+			if _, _, err := st.FindOrCreateConversation(ctx, 3, 44, EntryContext{OrderID: "E1"}); err != nil {
+				t.Fatal(err)
+			}
+			if stale, _, ok, err := st.OpenSessionIf(ctx, c, 7, at); err != nil || ok || stale != nil {
+				t.Fatalf("open from a stale copy: %+v %v %v", stale, ok, err)
+			}
+			if live, err := st.LiveSession(ctx, c.ID); err != nil || live != nil {
+				t.Fatalf("a stale copy opened %+v %v", live, err)
+			}
 		})
 	}
 }
