@@ -21,6 +21,13 @@ import (
 // eraseTimeout bounds one erasure; it runs on after the request's client goes away.
 const eraseTimeout = 30 * time.Minute
 
+// eraseHold bounds how long an erasure keeps the flush and index jobs from running, and
+// eraseHoldWait how long it waits for runs under way before answering EUNAVAILABLE.
+const (
+	eraseHold     = 2 * time.Minute
+	eraseHoldWait = 20 * time.Second
+)
+
 // wirePrivacy builds retention and erasure over every tier and registers the "retention" job.
 func (a *App) wirePrivacy() error {
 	var hot archive.HotEraser
@@ -106,6 +113,17 @@ func (a *App) eraseBuyer(c *gin.Context) {
 	// The erasure goes on if the client leaves: stopping midway would only make a rerun necessary.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), eraseTimeout)
 	defer cancel()
+	// No flush or index batch runs meanwhile, on any node: one that read the buyer's messages before
+	// they went would write them back to the warm store or the index. Runs take well under a second;
+	// the hold is bounded so that a node dying mid-erasure delays them by eraseHold at most.
+	wait, stop := context.WithTimeout(ctx, eraseHoldWait)
+	unhold, err := a.scheduler.Hold(wait, eraseHold, "flush", "index")
+	stop()
+	if err != nil {
+		fail(c, errorf(codeUnavailable, "the flush or index job is busy ("+err.Error()+"); try again"))
+		return
+	}
+	defer unhold()
 	rec, err := a.privacy.EraseBuyer(ctx, archive.ErasureRequest{ShopID: id.shop.ID, BuyerID: buyerID, Reason: in.Reason,
 		RequestedBy: "staff:" + strconv.FormatInt(id.staff.ID, 10)})
 	a.auth.forgetBuyer(buyerID)

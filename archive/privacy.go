@@ -562,11 +562,18 @@ func (p *Privacy) erase(ctx context.Context, rec *Deletion, req ErasureRequest, 
 		if err := p.eraseIndex(ctx, rec, req); err != nil {
 			return err
 		}
-		// A flush that read the hot copy before it went may have written it to the warm store since.
+		// A flush that read the hot copy before it went may have written it to the warm store since,
+		// and an index batch that read it there to the index (the caller normally keeps both jobs
+		// from running meanwhile: this is for an erasure that outlived that hold).
 		if n, err = p.warm.DeleteConversationMessages(ctx, conv.ID, upTo); err != nil {
 			return err
 		}
 		rec.WarmMessages += n
+		if n > 0 {
+			if err := p.eraseIndex(ctx, rec, req); err != nil {
+				return err
+			}
+		}
 		n, err = p.store.ForgetContexts(ctx, conv.ID)
 		rec.Sessions += n
 		if err != nil {

@@ -376,6 +376,48 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (JobResult, error) 
 	return res, err
 }
 
+// Hold keeps the named jobs from running, here (their run lock) and on every node sharing the
+// Locker (their lease, for at most ttl), until release is called: for work that must not interleave
+// with them, such as an erasure, which a flush or index batch that read a message before it was
+// erased would write back. It waits for runs under way to end, until ctx is done (ErrLeaseBusy).
+// Unknown names are refused. Jobs are taken in the order given: callers use one order.
+func (s *Scheduler) Hold(ctx context.Context, ttl time.Duration, names ...string) (release func(), err error) {
+	var held []func()
+	release = func() {
+		for i := len(held) - 1; i >= 0; i-- {
+			held[i]()
+		}
+	}
+	for _, name := range names {
+		s.mu.Lock()
+		st, ok := s.jobs[name]
+		s.mu.Unlock()
+		if !ok {
+			release()
+			return nil, fmt.Errorf("no job named %q", name)
+		}
+		for {
+			if st.running.TryLock() {
+				if free, ok := s.locker.Acquire(ctx, "job:"+name, ttl); ok {
+					held = append(held, func() { free(); st.running.Unlock() })
+					break
+				}
+				st.running.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+				release()
+				return nil, fmt.Errorf("job %s: %w", name, ErrLeaseBusy)
+			case <-time.After(holdPoll):
+			}
+		}
+	}
+	return release, nil
+}
+
+// holdPoll is how often Hold tries again for a job that is running.
+const holdPoll = 50 * time.Millisecond
+
 // Status returns every job's status, by name.
 func (s *Scheduler) Status() []JobStatus {
 	s.mu.Lock()

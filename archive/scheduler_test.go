@@ -247,3 +247,65 @@ func TestSchedulerStopWaits(t *testing.T) {
 		t.Fatal("Add after Stop accepted")
 	}
 }
+
+// TestSchedulerHold: Hold waits for a run under way (giving up when its context ends), then keeps
+// the job from running on this node and on another sharing the locks until released.
+func TestSchedulerHold(t *testing.T) {
+	for name, ls := range lockers(t) {
+		t.Run(name, func(t *testing.T) {
+			a, b := NewScheduler(ls[0], quiet), NewScheduler(ls[1], quiet)
+			stopScheduler(t, a)
+			stopScheduler(t, b)
+			entered, leave := make(chan struct{}, 1), make(chan struct{})
+			block := true
+			job := func(ctx context.Context) (JobResult, error) {
+				if block {
+					entered <- struct{}{}
+					<-leave
+				}
+				return JobResult{Processed: 1}, nil
+			}
+			for _, s := range []*Scheduler{a, b} {
+				if err := s.Add(Job{Name: "index", Spec: "0 0 0 1 1 *", Run: job, LeaseTTL: time.Minute}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := a.Hold(context.Background(), time.Minute, "index", "nope"); err == nil {
+				t.Fatal("an unknown job held")
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := a.RunNow(context.Background(), "index")
+				done <- err
+			}()
+			<-entered
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			for _, s := range []*Scheduler{a, b} {
+				if _, err := s.Hold(ctx, time.Minute, "index"); !errors.Is(err, ErrLeaseBusy) {
+					t.Fatalf("hold during a run: %v", err)
+				}
+			}
+			close(leave)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			block = false
+			release, err := b.Hold(context.Background(), time.Minute, "index")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range []*Scheduler{a, b} {
+				if _, err := s.RunNow(context.Background(), "index"); !errors.Is(err, ErrLeaseBusy) {
+					t.Fatalf("run while held: %v", err)
+				}
+			}
+			release()
+			for _, s := range []*Scheduler{a, b} {
+				if res, err := s.RunNow(context.Background(), "index"); err != nil || res.Processed != 1 {
+					t.Fatalf("run after the release: %+v %v", res, err)
+				}
+			}
+		})
+	}
+}
