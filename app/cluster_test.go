@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopdesk/shopdesk/app"
 	"github.com/shopdesk/shopdesk/migrations/testdb"
 	"github.com/shopdesk/shopdesk/session"
 )
@@ -238,10 +239,7 @@ func TestWriterCrashLosesNothing(t *testing.T) {
 // agent can no longer close it through the node that still holds the old copy; the new agent can.
 func TestCloseAfterReassignElsewhere(t *testing.T) {
 	t.Parallel()
-	env := productionEnv(t)
-	sfx := testdb.Name("-")
-	n1 := startNode(t, env, "", "--node-id=c1"+sfx)
-	n2 := startNode(t, env, "", "--node-id=c2"+sfx)
+	n1, n2 := twoNodes(t, "c")
 	shop := newShop(t, n1.URL(), 2)
 	a1, a2 := shop.agents[0], shop.agents[1]
 	dial(t, n1.URL(), a1.auth)
@@ -272,10 +270,7 @@ func TestCloseAfterReassignElsewhere(t *testing.T) {
 // buyer's entry context changed through another node since, the session still gets the new one.
 func TestContextChangedElsewhere(t *testing.T) {
 	t.Parallel()
-	env := productionEnv(t)
-	sfx := testdb.Name("-")
-	n1 := startNode(t, env, "", "--node-id=x1"+sfx)
-	n2 := startNode(t, env, "", "--node-id=x2"+sfx)
+	n1, n2 := twoNodes(t, "x")
 	shop := newShop(t, n1.URL(), 0)
 	buyer := shop.buyer(t, "finn")
 	conv := startConversation(t, n1.URL(), buyer, map[string]any{"product_id": "kettle"}) // n1 keeps this copy
@@ -292,4 +287,12 @@ func TestContextChangedElsewhere(t *testing.T) {
 	if s := page.Sessions[0]; s.Kind != session.KindAfterSale || s.Context.OrderID != "E77" || s.Context.ProductID != "" {
 		t.Fatalf("session opened with %s %+v", s.Kind, s.Context)
 	}
+}
+
+// twoNodes starts two production nodes on one MariaDB and Redis; their ids start with prefix.
+func twoNodes(t *testing.T, prefix string) (*app.App, *app.App) {
+	t.Helper()
+	env := productionEnv(t)
+	sfx := testdb.Name("-")
+	return startNode(t, env, "", "--node-id="+prefix+"1"+sfx), startNode(t, env, "", "--node-id="+prefix+"2"+sfx)
 }

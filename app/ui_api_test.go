@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopdesk/shopdesk/migrations/testdb"
 	"github.com/shopdesk/shopdesk/session"
 )
 
@@ -175,10 +174,7 @@ func TestReadsAndTakeOver(t *testing.T) {
 // a live node's public URL, and still refuses any other origin.
 func TestStaffWebSocketFromAnotherNode(t *testing.T) {
 	t.Parallel()
-	env := productionEnv(t)
-	sfx := testdb.Name("-")
-	n1 := startNode(t, env, "", "--node-id=a"+sfx)
-	n2 := startNode(t, env, "", "--node-id=b"+sfx)
+	n1, n2 := twoNodes(t, "a")
 	shop := newShop(t, n1.URL(), 1)
 	ag := shop.agents[0]
 	from := ag.auth
