@@ -81,6 +81,9 @@ func (l *RedisLog) Trim(ctx context.Context, p TrimPolicy, maxConversations int,
 	if p.Now != nil {
 		now = p.Now
 	}
+	if err := l.refillTrim(ctx, p.KeepMessages); err != nil {
+		return st, err
+	}
 	cursor, err := l.rdb.Get(ctx, l.trimCursorKey()).Uint64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return st, unavailable(err, "read trim cursor")
@@ -114,6 +117,60 @@ func (l *RedisLog) Trim(ctx context.Context, p TrimPolicy, maxConversations int,
 	pending, err := l.rdb.SCard(ctx, l.trimKey()).Result()
 	st.Pending = pending
 	return st, unavailable(err, "count conversations to trim")
+}
+
+// trimKeepKey holds the KeepMessages the trim set was last kept for.
+func (l *RedisLog) trimKeepKey() string { return l.prefix + "hot:trim:keep" }
+
+// refillTrim puts every conversation with a hot log back into the trim set when keep is lower than
+// the KeepMessages the set was kept for, or when none was recorded (a hot tier filled before the trim
+// job existed): a conversation leaves the set holding no more than the keep of its last visit, and
+// with a lower keep it may hold more. One SCAN of the keyspace, once per such change.
+func (l *RedisLog) refillTrim(ctx context.Context, keep int) error {
+	was, err := l.rdb.Get(ctx, l.trimKeepKey()).Int()
+	switch {
+	case err == nil && keep == was:
+		return nil
+	case err == nil && keep > was: // every conversation that left the set still holds no more than keep
+		return unavailable(l.rdb.Set(ctx, l.trimKeepKey(), keep, 0).Err(), "save trim keep")
+	case err != nil && !errors.Is(err, redis.Nil):
+		return unavailable(err, "read trim keep")
+	}
+	head, tail := l.prefix+"{c:", "}:log"
+	var cursor uint64
+	for {
+		keys, next, err := l.rdb.Scan(ctx, cursor, globEscape(head)+"*"+globEscape(tail), 1000).Result()
+		if err != nil {
+			return unavailable(err, "scan hot logs")
+		}
+		ids := make([]any, 0, len(keys))
+		for _, k := range keys {
+			if id, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(k, head), tail), 10, 64); err == nil {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) > 0 {
+			if err := l.rdb.SAdd(ctx, l.trimKey(), ids...).Err(); err != nil {
+				return unavailable(err, "refill trim set")
+			}
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	return unavailable(l.rdb.Set(ctx, l.trimKeepKey(), keep, 0).Err(), "save trim keep")
+}
+
+// globEscape quotes the characters SCAN's MATCH pattern gives a meaning to.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // trimConversations trims one page of conversations: one round trip reads their sizes and markers,

@@ -257,3 +257,44 @@ func TestHotStats(t *testing.T) {
 		t.Fatalf("hot stats over one conversation: %+v %v", st, err)
 	}
 }
+
+// TestTrimRefill: a conversation leaves the trim set once it holds no more than the keep of its
+// visit; when the keep is lowered it is visited again (and a hot tier that never had a keep recorded
+// is visited whole), while raising the keep changes nothing.
+func TestTrimRefill(t *testing.T) {
+	ctx := context.Background()
+	f := newHot(t)
+	a, b := newConversation(t, f.db, 1, 1), newConversation(t, f.db, 1, 2)
+	f.appendN(t, a.ID, 1, 5)
+	f.appendN(t, b.ID, 1, 5)
+	f.flush(t, FlushStats{Conversations: 2, Messages: 10})
+	trim := func(keep int) TrimStats {
+		t.Helper()
+		st, err := f.log.Trim(ctx, TrimPolicy{KeepMessages: keep}, 100, always)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := trim(10); st.Messages != 0 || st.Pending != 0 {
+		t.Fatalf("keep 10: %+v", st)
+	}
+	if st := trim(20); st.Messages != 0 || st.Pending != 0 { // raised: nothing to visit again
+		t.Fatalf("keep 20: %+v", st)
+	}
+	if st := trim(3); st.Messages != 4 || st.Conversations != 2 {
+		t.Fatalf("keep 3 after 20: %+v", st)
+	}
+	for _, c := range []int64{a.ID, b.ID} {
+		if got := f.hotSeqs(t, c); got != "3,4,5" {
+			t.Fatalf("conversation %d keeps %s", c, got)
+		}
+	}
+	// A tier whose keep was never recorded (filled before the trim job): every hot log is visited.
+	if err := f.rdb.Del(ctx, f.log.trimKeepKey()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if st := trim(1); st.Messages != 4 || st.Conversations != 2 {
+		t.Fatalf("keep 1 with no keep recorded: %+v", st)
+	}
+}
