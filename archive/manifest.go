@@ -188,33 +188,31 @@ func (m *Manifest) Segments(ctx context.Context, shopID int64) ([]SegmentRecord,
 // ForConversation returns the segments holding any of the conversation's seqs in [from, to], in
 // first-seq order, each with only that conversation's range.
 func (m *Manifest) ForConversation(ctx context.Context, conversationID, from, to int64) ([]SegmentRecord, error) {
-	var rs []SegmentRange
-	err := m.db.WithContext(ctx).Where("conversation_id = ? AND last_seq >= ? AND first_seq <= ?", conversationID, from, to).
-		Order("first_seq").Find(&rs).Error
+	// One query, the ranges joined to their segments: every cold read asks this first, and a
+	// cached page is otherwise only memory.
+	var rows []struct {
+		SegmentRecord
+		RConversationID int64
+		RFirstSeq       int64
+		RLastSeq        int64
+		RMessageCount   int64
+	}
+	err := m.db.WithContext(ctx).Table("cold_segment_ranges AS r").
+		Select("s.*, r.conversation_id AS r_conversation_id, r.first_seq AS r_first_seq, r.last_seq AS r_last_seq, r.message_count AS r_message_count").
+		Joins("JOIN cold_segments s ON s.id = r.segment_id").
+		Where("r.conversation_id = ? AND r.last_seq >= ? AND r.first_seq <= ?", conversationID, from, to).
+		Order("r.first_seq").Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("manifest: segments of conversation %d: %w", conversationID, err)
 	}
-	if len(rs) == 0 {
+	if len(rows) == 0 {
 		return nil, nil
 	}
-	ids := make([]int64, len(rs))
-	for i, r := range rs {
-		ids[i] = r.SegmentID
-	}
-	var recs []SegmentRecord
-	if err := m.db.WithContext(ctx).Where("id IN ?", ids).Find(&recs).Error; err != nil {
-		return nil, fmt.Errorf("manifest: segments of conversation %d: %w", conversationID, err)
-	}
-	byID := make(map[int64]SegmentRecord, len(recs))
-	for _, r := range recs {
-		byID[r.ID] = r
-	}
-	out := make([]SegmentRecord, 0, len(rs))
-	for _, r := range rs {
-		if rec, ok := byID[r.SegmentID]; ok { // a segment removed between the two reads is skipped
-			rec.Ranges = []SegmentRange{r}
-			out = append(out, rec)
-		}
+	out := make([]SegmentRecord, len(rows))
+	for i, r := range rows {
+		out[i] = r.SegmentRecord
+		out[i].Ranges = []SegmentRange{{SegmentID: r.ID, ConversationID: r.RConversationID, FirstSeq: r.RFirstSeq,
+			LastSeq: r.RLastSeq, MessageCount: r.RMessageCount}}
 	}
 	return out, nil
 }

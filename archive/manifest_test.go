@@ -70,6 +70,10 @@ func TestManifest(t *testing.T) {
 				!segs[0].FirstTime.Equal(at) || segs[0].State != StateDone {
 				t.Fatalf("segments of conversation 2: %+v %v", segs, err)
 			}
+			if s, r := segs[0], segs[0].Ranges[0]; s.ID != got.ID || s.ObjectKey != got.ObjectKey || s.Checksum != got.Checksum ||
+				s.MessageCount != got.MessageCount || s.ShopID != 5 || r.SegmentID != got.ID || r.ConversationID != 2 || r.MessageCount == 0 {
+				t.Fatalf("segment of conversation 2: %+v, recorded %+v", segs[0], got)
+			}
 			if segs, _ := m.ForConversation(ctx, 1, 3, 100); len(segs) != 0 {
 				t.Fatalf("conversation 1 above seq 3: %+v", segs)
 			}
