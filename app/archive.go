@@ -43,7 +43,7 @@ func (a *App) wireArchive() error {
 	a.sessions.Log = archive.NewHistory(a.sessions.Log, a.cold)
 	days := a.cfg.ArchiveDays
 	archiver, err := archive.NewArchiver(a.db, a.blobs, archive.ArchiverConfig{
-		Days: func(context.Context, int64) (int, error) { return days, nil }, CrashPoint: crashpoint.Hook})
+		Days: func(context.Context, int64) (int, error) { return days, nil }, Indexed: a.indexedBefore, CrashPoint: crashpoint.Hook})
 	if err != nil {
 		return err
 	}

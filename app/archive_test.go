@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ func TestArchiveCommand(t *testing.T) {
 			t.Cleanup(s3.Close)
 			extra = append(extra, "--s3-endpoint="+s3.URL, "--s3-bucket=archive-test", "--s3-access-key=k", "--s3-secret-key=s")
 		}
-		node := startNode(t, env, data, extra...)
+		node := startNode(t, env, data, append(slices.Clone(extra), "--index-schedule=* * * * * *")...)
 		base := node.URL()
 		shop := newShop(t, base, 0)
 		buyer := shop.buyer(t, "hana")
@@ -48,7 +49,8 @@ func TestArchiveCommand(t *testing.T) {
 			t.Fatalf("upload: %d", code)
 		}
 		b.ws.Close()
-		shutdownInBackground(t, node)() // the last flush puts every message in the warm store
+		waitIndexCaughtUp(t, base, n) // the archive job moves only what the index has taken
+		shutdownInBackground(t, node)()
 
 		args := []string{"archive", "archive", "--until", time.Now().AddDate(0, 2, 0).Format(time.RFC3339),
 			"--data=" + data, "--operator-token=" + operatorToken}
@@ -115,4 +117,41 @@ func TestArchiveCommandRefusals(t *testing.T) {
 			t.Fatalf("%v: exit %d, stderr %q", args, code, errOut.String())
 		}
 	}
+}
+
+// TestArchiveWaitsForIndex: the index job reads only the warm store, so the archive job leaves a
+// period there until the index has taken every message of it; once the index catches up, the next
+// archive run moves it. (Here the node's index job never runs; the commands do the work.)
+func TestArchiveWaitsForIndex(t *testing.T) {
+	t.Parallel()
+	bothEnvs(t, func(t *testing.T, env backendEnv) {
+		data := t.TempDir()
+		node := startNode(t, env, data, "--index-schedule="+jobsOff)
+		base := node.URL()
+		shop := newShop(t, base, 0)
+		buyer := shop.buyer(t, "iris")
+		conv := startConversation(t, base, buyer, map[string]any{"product_id": "p"})
+		b := dial(t, base, buyer)
+		const n = 4
+		for i := 1; i <= n; i++ {
+			b.sendText(conv, fmt.Sprintf("i%d", i), fmt.Sprintf("unindexed %d", i))
+		}
+		b.ws.Close()
+		shutdownInBackground(t, node)() // the last flush puts every message in the warm store
+		until := time.Now().AddDate(0, 2, 0).Format(time.RFC3339)
+		if r := runArchive(t, env, data, "archive", "--until", until); r.code != 0 || r.moved != 0 || r.errCount != 0 {
+			t.Fatalf("archive before the index: %+v", r)
+		}
+		// The index takes what is surely warm: a flush that started AppendGrace after the messages.
+		time.Sleep(session.AppendGrace)
+		if r := runArchive(t, env, data, "flush"); r.code != 0 {
+			t.Fatalf("flush: %+v", r)
+		}
+		if r := runArchive(t, env, data, "index"); r.code != 0 || r.processed < n {
+			t.Fatalf("index: %+v", r)
+		}
+		if r := runArchive(t, env, data, "archive", "--until", until); r.code != 0 || r.moved < n || r.errCount != 0 {
+			t.Fatalf("archive after the index: %+v", r)
+		}
+	})
 }

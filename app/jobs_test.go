@@ -387,3 +387,16 @@ func TestTrimKeepsHistory(t *testing.T) {
 		t.Fatalf("send after the trim: %+v", ack)
 	}
 }
+
+// waitIndexCaughtUp waits until the node's warm store holds at least warm messages and its index
+// job has taken all of them: the archive job moves nothing the index has not seen.
+func waitIndexCaughtUp(t *testing.T, base string, warm int64) {
+	t.Helper()
+	eventually(t, 20*time.Second, fmt.Sprintf("%d warm messages indexed", warm), func() bool {
+		var st jobsStatus
+		if code := api(t, "GET", base+"/api/operator/jobs", authz{token: operatorToken}, nil, &st); code != http.StatusOK {
+			t.Fatalf("jobs: %d", code)
+		}
+		return st.Tiers.WarmMessages >= warm && st.Tiers.Index != nil && st.Tiers.Index.PendingMessages == 0
+	})
+}

@@ -96,6 +96,19 @@ func (a *App) indexJob(ctx context.Context) (archive.JobResult, error) {
 	return res, errors.Join(errs...)
 }
 
+// indexedBefore says whether the index job has taken every warm message of the shop created before
+// before: none is left after the shop's cursor below that time. The archive job asks it before it
+// moves a period out of the warm store, which is all the index job reads.
+func (a *App) indexedBefore(ctx context.Context, shopID int64, before time.Time) (bool, error) {
+	var cur searchCursor
+	err := a.db.WithContext(ctx).Where("shop_id = ?", shopID).Take(&cur).Error
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return false, err
+	}
+	next, err := session.NewSQLLog(a.db).MessagesAfter(ctx, shopID, session.MessageCursor{CreatedAt: cur.CreatedAt, ConversationID: cur.ConversationID, Seq: cur.Seq}, before, 1)
+	return len(next) == 0, err
+}
+
 // indexShop indexes the next batch of the shop's messages created before before and moves its cursor.
 func (a *App) indexShop(ctx context.Context, warm *session.SQLLog, shopID int64, before time.Time) (int, error) {
 	var cur searchCursor

@@ -32,6 +32,10 @@ type ArchiverConfig struct {
 	PartMessages int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Indexed, when set, says whether every warm message of the shop created before the given time
+	// is in the search index: a period waits in the warm store until it is, since the index job
+	// reads only the warm store, and a message archived before it was indexed would never be found.
+	Indexed func(ctx context.Context, shopID int64, before time.Time) (bool, error)
 	// CrashPoint, for tests, is called at each named step ("archive.after_put",
 	// "archive.after_verify", "archive.after_manifest", "archive.before_delete",
 	// "archive.after_delete"); an error stops the run there as a crash would.
@@ -176,6 +180,15 @@ func (a *Archiver) archiveShop(ctx context.Context, shop int64, now, until time.
 		}
 		if to.After(cutoff) {
 			return nil
+		}
+		if a.cfg.Indexed != nil {
+			ok, err := a.cfg.Indexed(ctx, shop, to)
+			if err != nil {
+				return fmt.Errorf("index cursor: %w", err)
+			}
+			if !ok { // the next run moves it, once the index job has caught up
+				return nil
+			}
 		}
 		moved, err := a.archivePeriod(ctx, shop, period, from, to, res)
 		if err != nil {
