@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -954,5 +955,50 @@ func TestStatusChangesPatchTheSnapshot(t *testing.T) {
 	}
 	if n := reads() - before; n != 1 {
 		t.Fatalf("want one reload, got %d", n)
+	}
+}
+
+// racySlots reports the next fail claims as finding the agent full, as when another node's drain
+// took the room first.
+type racySlots struct {
+	Slots
+	mu   sync.Mutex
+	fail int
+}
+
+func (r *racySlots) Claim(ctx context.Context, shopID, agentID, sessionID int64, units, capacity int) (bool, error) {
+	r.mu.Lock()
+	lose := r.fail > 0
+	if lose {
+		r.fail--
+	}
+	r.mu.Unlock()
+	if lose {
+		return false, nil
+	}
+	return r.Slots.Claim(ctx, shopID, agentID, sessionID, units, capacity)
+}
+
+// TestDrainRetriesARacedClaim: a queued session whose claim raced goes back to the queue, and the
+// same drain goes round again for it while room is left, instead of leaving it for the next release.
+func TestDrainRetriesARacedClaim(t *testing.T) {
+	slots := &racySlots{Slots: NewMemorySlots()}
+	h := newHarness(t, slots, NewMemoryQueue())
+	h.agent(1, 701, agent.StatusOffline, 2)
+	h.publish(1, rules.RuleSet{Default: rules.Rule{Name: "all", Target: `agent.status == "online"`}})
+	a, b := h.open(1, unknown), h.open(1, unknown)
+	h.dir.update(1, 701, func(st *agent.Staff) { st.Status = agent.StatusOnline })
+	h.eng.invalidate(1)
+	slots.mu.Lock()
+	slots.fail = 1
+	slots.mu.Unlock()
+	h.tick(time.Second)
+	for _, s := range []session.Session{a, b} {
+		if got := h.sess.get(s.ID); got.State != session.StateOpen || got.AgentID != 701 {
+			t.Fatalf("session %d after one drain: %s with %d", s.ID, got.State, got.AgentID)
+		}
+	}
+	if n := h.load(1, 701); n != 2 {
+		t.Fatalf("agent holds %d, want 2", n)
 	}
 }

@@ -299,36 +299,55 @@ func (e *Engine) push(ctx context.Context, sh *shopState, sessionID int64, prior
 // has queued nothing since: a session another node queued meanwhile waits for the next drain after
 // that, or for Tick.
 func (e *Engine) drain(ctx context.Context, shopID int64, now time.Time, tick bool) (int, error) {
+	// A session whose claims all raced (another drain of the shop, here or on another node, took
+	// the room it was decided for) went back to the queue while room may be left elsewhere: drain
+	// again at once, a bounded number of times, instead of leaving it for the next release or tick.
+	total := 0
+	for pass := 0; ; pass++ {
+		n, raced, err := e.drainPass(ctx, shopID, now, tick)
+		total += n
+		if err != nil || raced == 0 || pass == drainPasses-1 {
+			return total, err
+		}
+	}
+}
+
+// drainPasses bounds the passes of one drain.
+const drainPasses = 3
+
+// drainPass is one pass of drain over the head of the queue: how many it assigned, and how many went
+// back to the queue after their claims raced.
+func (e *Engine) drainPass(ctx context.Context, shopID int64, now time.Time, tick bool) (int, int, error) {
 	sh := e.shop(shopID)
 	if !tick {
 		sh.mu.Lock()
 		empty := fresh(sh.queueEmptyAt, now, e.cfg.CacheTTL)
 		sh.mu.Unlock()
 		if empty {
-			return 0, nil
+			return 0, 0, nil
 		}
 	}
 	entries, err := e.p.Queue.Ordered(ctx, shopID, e.cfg.DrainBatch)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if len(entries) == 0 {
 		sh.mu.Lock()
 		sh.queueEmptyAt = now
 		sh.mu.Unlock()
-		return 0, nil
+		return 0, 0, nil
 	}
 	snap, err := e.snapshot(ctx, sh, now)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	cv, rs, err := e.activeRules(ctx, sh, now)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	loads, err := e.loadsOf(ctx, sh, snap.onlineIDs, true, now)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	roomy := func() bool {
 		for k, i := range snap.online {
@@ -340,11 +359,11 @@ func (e *Engine) drain(ctx context.Context, shopID int64, now time.Time, tick bo
 	}
 	hasRoom := roomy()
 	if !hasRoom && !tick {
-		return 0, nil
+		return 0, 0, nil
 	}
 	sessions, err := e.queuedSessions(ctx, shopID, entries)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	w := &drainWork{sem: make(chan struct{}, e.cfg.DrainParallel)}
 	// full remembers, within this drain, the rules (and weights) whose group had no one with room: a
@@ -482,6 +501,9 @@ func (e *Engine) serveQueued(ctx context.Context, sh *shopState, snap *snapshot,
 		if perr := e.push(ctx, sh, s.ID, d.rule.Priority(), o.enqueuedAt); perr != nil && err == nil {
 			err = perr
 		}
+		if err == nil {
+			w.raced()
+		}
 		w.fail(err)
 		return
 	}
@@ -501,7 +523,15 @@ type drainWork struct {
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	assigned int
+	requeued int // decided, but every candidate's claim found the agent full
 	err      error
+}
+
+// raced counts a session put back in the queue because its claims raced.
+func (w *drainWork) raced() {
+	w.mu.Lock()
+	w.requeued++
+	w.mu.Unlock()
 }
 
 // start runs f on a goroutine of its own once fewer than the bound are running.
@@ -542,12 +572,13 @@ func (w *drainWork) failed() bool {
 	return w.err != nil
 }
 
-// wait waits for every commit started and returns how many assigned and the first error.
-func (w *drainWork) wait() (int, error) {
+// wait waits for every commit started and returns how many assigned, how many raced back to the
+// queue, and the first error.
+func (w *drainWork) wait() (int, int, error) {
 	w.wg.Wait()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.assigned, w.err
+	return w.assigned, w.requeued, w.err
 }
 
 // Tick does the engine's timed work for every shop at now: it drains queues (and escalates the
