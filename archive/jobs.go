@@ -44,24 +44,18 @@ func FlushJob(f Flusher, batch int) JobFunc {
 	if batch <= 0 {
 		batch = DefaultFlushBatch
 	}
-	run := flushRun(f, batch)
+	type flushFunc = func(context.Context, int) (session.FlushStats, error)
+	shards := []flushFunc{f.Flush}
+	if sf, ok := f.(ShardedFlusher); ok {
+		shards = make([]flushFunc, FlushShards)
+		for k := range shards {
+			shards[k] = func(ctx context.Context, n int) (session.FlushStats, error) {
+				return sf.FlushShard(ctx, n, k, FlushShards)
+			}
+		}
+	}
 	return func(ctx context.Context) (JobResult, error) {
 		start := time.Now()
-		res, drained, err := run(ctx)
-		if m, ok := f.(WarmMarker); ok && drained && err == nil {
-			err = m.MarkWarmBefore(ctx, start)
-		}
-		return res, err
-	}
-}
-
-// flushRun is one run of the flush job: its figures, and whether it drained the tier.
-func flushRun(f Flusher, batch int) func(ctx context.Context) (JobResult, bool, error) {
-	return func(ctx context.Context) (JobResult, bool, error) {
-		sf, ok := f.(ShardedFlusher)
-		if !ok {
-			return flushLoop(ctx, batch, f.Flush, nil)
-		}
 		var mu sync.Mutex
 		var total JobResult
 		report := func(d JobResult) {
@@ -73,47 +67,40 @@ func flushRun(f Flusher, batch int) func(ctx context.Context) (JobResult, bool, 
 			mu.Unlock()
 			ReportProgress(ctx, Progress{Result: t})
 		}
-		errs := make([]error, FlushShards)
-		drained := make([]bool, FlushShards)
+		drained := make([]bool, len(shards))
+		errs := make([]error, len(shards))
 		var wg sync.WaitGroup
-		for k := 0; k < FlushShards; k++ {
+		for k, flush := range shards {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, drained[k], errs[k] = flushLoop(ctx, batch, func(ctx context.Context, n int) (session.FlushStats, error) {
-					return sf.FlushShard(ctx, n, k, FlushShards)
-				}, report)
+				drained[k], errs[k] = flushLoop(ctx, batch, flush, report)
 			}()
 		}
 		wg.Wait()
-		return total, !slices.Contains(drained, false), errors.Join(errs...)
+		err := errors.Join(errs...)
+		if m, ok := f.(WarmMarker); ok && err == nil && !slices.Contains(drained, false) {
+			err = m.MarkWarmBefore(ctx, start)
+		}
+		return total, err
 	}
 }
 
-// flushLoop flushes batches with flush until a batch comes back short (drained), a flush fails or
-// the lease runs out; report, when set, gets each batch's figures instead of ReportProgress.
-func flushLoop(ctx context.Context, batch int, flush func(context.Context, int) (session.FlushStats, error), report func(JobResult)) (JobResult, bool, error) {
-	var res JobResult
+// flushLoop flushes batches with flush, handing report each batch's figures, until a batch comes
+// back short (drained), a flush fails or the lease runs out.
+func flushLoop(ctx context.Context, batch int, flush func(context.Context, int) (session.FlushStats, error), report func(JobResult)) (drained bool, err error) {
 	lease := LeaseFrom(ctx)
 	for ctx.Err() == nil && lease.Held(ctx) {
 		st, err := flush(ctx, batch)
-		d := JobResult{Processed: int64(st.Messages), Moved: int64(st.Messages - st.Conflicts), Errors: int64(st.Conflicts)}
-		res.Processed += d.Processed
-		res.Moved += d.Moved
-		res.Errors += d.Errors
-		if err != nil {
-			return res, false, err
+		if d := (JobResult{Processed: int64(st.Messages), Moved: int64(st.Messages - st.Conflicts), Errors: int64(st.Conflicts)}); d.Processed > 0 {
+			report(d)
 		}
-		if report != nil {
-			if d.Processed > 0 {
-				report(d)
-			}
-		} else {
-			ReportProgress(ctx, Progress{Result: res})
+		if err != nil {
+			return false, err
 		}
 		if st.Messages < batch {
-			return res, true, nil
+			return true, nil
 		}
 	}
-	return res, false, ctx.Err()
+	return false, ctx.Err()
 }
