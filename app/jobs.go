@@ -228,11 +228,7 @@ func (a *App) indexLag(ctx context.Context) (indexLag, error) {
 	warm := session.NewSQLLog(a.db)
 	for _, sh := range shops {
 		cur := byShop[sh.ID]
-		t := cur.CreatedAt.UTC()
-		var n int64
-		err := a.db.WithContext(ctx).Table("messages").Where("shop_id = ? AND created_at >= ?", sh.ID, t).
-			Where("created_at > ? OR conversation_id > ? OR (conversation_id = ? AND seq > ?)", t, cur.ConversationID, cur.ConversationID, cur.Seq).
-			Count(&n).Error
+		n, err := warm.CountMessagesAfter(ctx, sh.ID, cur.at())
 		if err != nil {
 			return lag, err
 		}
@@ -241,7 +237,7 @@ func (a *App) indexLag(ctx context.Context) (indexLag, error) {
 		}
 		lag.PendingMessages += n
 		lag.ShopsBehind++
-		first, err := warm.MessagesAfter(ctx, sh.ID, session.MessageCursor{CreatedAt: cur.CreatedAt, ConversationID: cur.ConversationID, Seq: cur.Seq}, time.Time{}, 1)
+		first, err := warm.MessagesAfter(ctx, sh.ID, cur.at(), time.Time{}, 1)
 		if err != nil {
 			return lag, err
 		}

@@ -49,6 +49,21 @@ type searchCursor struct {
 
 func (searchCursor) TableName() string { return "search_cursors" }
 
+// at is the place in the warm store the cursor stands for.
+func (c searchCursor) at() session.MessageCursor {
+	return session.MessageCursor{CreatedAt: c.CreatedAt, ConversationID: c.ConversationID, Seq: c.Seq}
+}
+
+// shopCursor reads the shop's index cursor; the zero cursor (the start) when it has none yet.
+func (a *App) shopCursor(ctx context.Context, shopID int64) (searchCursor, error) {
+	var cur searchCursor
+	err := a.db.WithContext(ctx).Where("shop_id = ?", shopID).Take(&cur).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		err = nil
+	}
+	return cur, err
+}
+
 // indexJob brings every message of the warm store into the search index, shop by shop, after each
 // shop's cursor. Documents have deterministic ids, so a run that crashed after indexing and before
 // moving its cursor only indexes the same messages again. Messages reach the warm store when they
@@ -100,23 +115,21 @@ func (a *App) indexJob(ctx context.Context) (archive.JobResult, error) {
 // before: none is left after the shop's cursor below that time. The archive job asks it before it
 // moves a period out of the warm store, which is all the index job reads.
 func (a *App) indexedBefore(ctx context.Context, shopID int64, before time.Time) (bool, error) {
-	var cur searchCursor
-	err := a.db.WithContext(ctx).Where("shop_id = ?", shopID).Take(&cur).Error
-	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+	cur, err := a.shopCursor(ctx, shopID)
+	if err != nil {
 		return false, err
 	}
-	next, err := session.NewSQLLog(a.db).MessagesAfter(ctx, shopID, session.MessageCursor{CreatedAt: cur.CreatedAt, ConversationID: cur.ConversationID, Seq: cur.Seq}, before, 1)
+	next, err := session.NewSQLLog(a.db).MessagesAfter(ctx, shopID, cur.at(), before, 1)
 	return len(next) == 0, err
 }
 
 // indexShop indexes the next batch of the shop's messages created before before and moves its cursor.
 func (a *App) indexShop(ctx context.Context, warm *session.SQLLog, shopID int64, before time.Time) (int, error) {
-	var cur searchCursor
-	err := a.db.WithContext(ctx).Where("shop_id = ?", shopID).Take(&cur).Error
-	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+	cur, err := a.shopCursor(ctx, shopID)
+	if err != nil {
 		return 0, err
 	}
-	msgs, err := warm.MessagesAfter(ctx, shopID, session.MessageCursor{CreatedAt: cur.CreatedAt, ConversationID: cur.ConversationID, Seq: cur.Seq}, before, indexBatch)
+	msgs, err := warm.MessagesAfter(ctx, shopID, cur.at(), before, indexBatch)
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}

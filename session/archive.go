@@ -140,15 +140,28 @@ func (l *SQLLog) MessagesAfter(ctx context.Context, shopID int64, c MessageCurso
 	if limit <= 0 {
 		return nil, Errorf(EINVALID, "limit %d: want a positive number", limit)
 	}
-	t := c.CreatedAt.UTC()
 	var out []Message
-	q := l.db.WithContext(ctx).Where("shop_id = ? AND created_at >= ?", shopID, t).
+	err := l.after(ctx, shopID, c, before).Order("created_at, conversation_id, seq").Limit(limit).Find(&out).Error
+	return out, unavailable(err, "read messages to index")
+}
+
+// CountMessagesAfter counts the shop's warm messages after the cursor (MessagesAfter's, unbounded).
+func (l *SQLLog) CountMessagesAfter(ctx context.Context, shopID int64, c MessageCursor) (int64, error) {
+	var n int64
+	err := l.after(ctx, shopID, c, time.Time{}).Count(&n).Error
+	return n, unavailable(err, "count messages to index")
+}
+
+// after selects the shop's warm messages after c in (created_at, conversation, seq) order, created
+// before before unless it is zero.
+func (l *SQLLog) after(ctx context.Context, shopID int64, c MessageCursor, before time.Time) *gorm.DB {
+	t := c.CreatedAt.UTC()
+	q := l.db.WithContext(ctx).Model(&Message{}).Where("shop_id = ? AND created_at >= ?", shopID, t).
 		Where("created_at > ? OR conversation_id > ? OR (conversation_id = ? AND seq > ?)", t, c.ConversationID, c.ConversationID, c.Seq)
 	if !before.IsZero() {
 		q = q.Where("created_at < ?", before.UTC())
 	}
-	err := q.Order("created_at, conversation_id, seq").Limit(limit).Find(&out).Error
-	return out, unavailable(err, "read messages to index")
+	return q
 }
 
 // AppendGrace bounds how long after taking its created_at a message may reach its log: a send

@@ -78,6 +78,9 @@ func TestArchiveQueries(t *testing.T) {
 				!slices.Equal(keys(got), []MessageKey{{c1.ID, 1}, {c1.ID, 2}}) {
 				t.Fatalf("after the first instant of January, before its last: %v %v", keys(got), err)
 			}
+			if n, err := l.CountMessagesAfter(ctx, 7, from); err != nil || n != 5 {
+				t.Fatalf("count after the first instant of January: %d %v", n, err)
+			}
 			if f, err := l.WarmFloor(ctx, c2.ID); err != nil || f != 1 {
 				t.Fatalf("floor of c2: %d %v", f, err)
 			}
